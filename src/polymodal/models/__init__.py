@@ -1,0 +1,27 @@
+"""Encoders, fusions, heads and the assembled models built from them.
+
+Reusable blocks (an encoder, a fusion, a head) each live in their own file and register themselves; assembled
+architectures (``MultimodalModel``) receive built parts. Losses do not belong here: a model's ``forward`` returns
+outputs, and the strategy applies objectives from ``polymodal.objectives``.
+"""
+
+from polymodal.models.build import build_model
+from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
+from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion
+from polymodal.models.heads import HEADS, LinearHead, MLPHead
+from polymodal.models.multimodal import MultimodalModel
+
+__all__ = [
+    "ENCODERS",
+    "FUSIONS",
+    "HEADS",
+    "ConcatFusion",
+    "LateFusion",
+    "LeNetEncoder",
+    "LinearHead",
+    "MLPHead",
+    "MultimodalModel",
+    "SpectrogramCNNEncoder",
+    "TransformerEncoder",
+    "build_model",
+]

@@ -1,0 +1,12 @@
+"""Training strategies: one recipe per file, each owning what one training step does.
+
+A strategy receives the built model and implements the small contract in ``base.py``: ``step(batch) -> dict`` with a
+``"loss"`` key, ``predict(batch)``, ``param_groups()``, hooks (``after_backward``, ``on_epoch_start``) and
+``state_dict``. The loop itself lives only in ``polymodal.train``.
+"""
+
+from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.joint import JointStrategy
+from polymodal.strategies.unimodal import UnimodalStrategy
+
+__all__ = ["STRATEGIES", "JointStrategy", "Strategy", "UnimodalStrategy"]

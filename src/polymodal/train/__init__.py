@@ -1,0 +1,9 @@
+"""The one training loop and what it needs: checkpoints, logging, seeding, device handling.
+
+Nothing here knows about modalities or models: a strategy owns what a step computes, and the Trainer runs it.
+"""
+
+from polymodal.train.checkpoint import CheckpointManager
+from polymodal.train.trainer import Trainer, seed_everything
+
+__all__ = ["CheckpointManager", "Trainer", "seed_everything"]

@@ -1,0 +1,215 @@
+"""Pydantic models of a run's configuration, recipe loading and dotted-key overrides.
+
+A recipe is YAML with the sections ``data``, ``model``, ``strategy``, ``trainer`` and ``eval``. Every section and
+every registered component rejects unknown keys, and errors name the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from polymodal.data.vocab import check_modality
+from polymodal.errors import ConfigError
+from polymodal.modalities.audio import AudioConfig
+from polymodal.modalities.features import FeaturesConfig
+from polymodal.modalities.image import ImageConfig
+from polymodal.modalities.text import TextConfig
+from polymodal.registry import format_validation_error
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Section):
+    """Which data, how it is split and batched, and how each modality is converted."""
+
+    name: Literal["avdigits", "manifest"] = "avdigits"
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    target: str = "label"
+    task: Literal["classification", "regression"] = "classification"
+    modalities: list[str] | dict[str, str] | None = None
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    max_train_samples: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    image: ImageConfig = ImageConfig()
+    audio: AudioConfig = AudioConfig()
+    text: TextConfig = TextConfig()
+    features: FeaturesConfig = FeaturesConfig()
+
+    @field_validator("modalities")
+    @classmethod
+    def _known_modalities(cls, value: list[str] | dict[str, str] | None) -> list[str] | dict[str, str] | None:
+        names = value.values() if isinstance(value, dict) else (value or [])
+        for name in names:
+            check_modality(name, "data.modalities")
+        return value
+
+
+class ModelConfig(Section):
+    """Component specs (each a mapping with ``name``), validated against the registries."""
+
+    encoders: dict[str, dict[str, Any]]
+    fusion: dict[str, Any] = {"name": "concat"}
+    head: dict[str, Any] = {"name": "mlp"}
+
+    @field_validator("encoders")
+    @classmethod
+    def _known_modalities(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not value:
+            raise ValueError("at least one encoder is needed")
+        for name in value:
+            check_modality(name, "model.encoders")
+        return value
+
+
+class OptimizerConfig(Section):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    momentum: float = Field(0.9, ge=0)
+
+
+class SchedulerConfig(Section):
+    name: Literal["constant", "cosine"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class TrainerConfig(Section):
+    """The loop's settings; nothing here knows about modalities."""
+
+    epochs: int = Field(3, ge=1)
+    seed: int = 0
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    grad_clip: float | None = Field(1.0, gt=0)
+    checkpoint_every: int = Field(0, ge=0)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(20, ge=1)
+    selection_metric: str = "accuracy"
+    deterministic: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    progress: bool = True
+
+
+class EvalConfig(Section):
+    noise_levels: list[float] = [0.0, 0.5, 1.0, 2.0]
+    seed: int = 0
+
+
+class RunConfig(Section):
+    """A whole run: the resolved form is written as the run directory's ``config.yaml``."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    strategy: dict[str, Any] = {"name": "joint"}
+    trainer: TrainerConfig = TrainerConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def bundled_recipes() -> dict[str, Path]:
+    """Bundled recipe name -> path."""
+    folder = resources.files("polymodal") / "recipes"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def recipe_summary(path: Path) -> str:
+    """The first comment line of a recipe file."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def resolve_recipe_path(recipe: str) -> Path:
+    """A bundled recipe name or a YAML path -> the file."""
+    recipes = bundled_recipes()
+    if recipe in recipes:
+        return recipes[recipe]
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{recipe}: recipe file not found")
+        return path
+    raise ConfigError(f"unknown recipe {recipe!r} (bundled: {', '.join(sorted(recipes))}; or give a YAML path)")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Reads a YAML mapping; a syntax error or a non-mapping is one ConfigError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping of sections")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies ``key.sub=value`` overrides; values are parsed as YAML scalars or lists."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: value is not valid YAML") from None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def validate_config(data: dict[str, Any], source: str) -> RunConfig:
+    """Validates a recipe mapping, including each registered component, and fills every default."""
+    from polymodal.models import ENCODERS, FUSIONS, HEADS
+    from polymodal.strategies import STRATEGIES
+
+    try:
+        config = RunConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {format_validation_error(err, model=RunConfig)}") from None
+    try:
+        config.model.encoders = {
+            m: ENCODERS.validate(spec, f"model.encoders.{m}") for m, spec in config.model.encoders.items()
+        }
+        config.model.fusion = FUSIONS.validate(config.model.fusion, "model.fusion")
+        config.model.head = HEADS.validate(config.model.head, "model.head")
+        config.strategy = STRATEGIES.validate(config.strategy, "strategy")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config
+
+
+def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
+    """Loads a bundled recipe or YAML file, applies overrides and validates the result."""
+    path = resolve_recipe_path(recipe)
+    return validate_config(apply_overrides(read_yaml(path), overrides or []), str(path))
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,340 @@
+"""A dataset over a CSV manifest of the user's own files, so a user trains without writing code.
+
+A manifest has one row per sample and a header row. Each input column holds, per row, a path to a file
+(relative to the manifest's folder, or absolute) or inline text; an empty cell marks the modality missing for that
+sample. One more column holds the target. For example::
+
+    id,audio,image,caption,label
+    1,clips/a.wav,pics/a.png,a dog barks,dog
+    2,clips/b.wav,,a cat,cat
+
+Column modalities are inferred from the cells (``.wav`` -> audio, image extensions -> image, ``.npy`` -> features,
+anything else -> text) unless they are declared.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from polymodal.data.vocab import SEQUENCE_MODALITIES, check_modality
+from polymodal.errors import ConfigError, DataError
+from polymodal.modalities.audio import AudioAdapter, AudioConfig
+from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
+from polymodal.modalities.image import ImageAdapter, ImageConfig
+from polymodal.modalities.text import TextAdapter, TextConfig
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav",)
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FEATURES_EXTENSIONS: tuple[str, ...] = (".npy",)
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+# Columns never read as inputs unless declared.
+ID_COLUMN = "id"
+
+
+def _cell_kind(cell: str) -> str:
+    """Names the modality a single non-empty cell looks like."""
+    suffix = Path(cell).suffix.lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in FEATURES_EXTENSIONS:
+        return "features"
+    return "text"
+
+
+def infer_column_modalities(
+    rows: Sequence[Mapping[str, str]], columns: Sequence[str], source: str = "manifest"
+) -> dict[str, str]:
+    """Infers each column's modality from its non-empty cells.
+
+    A column whose cells all end in ``.wav`` is audio, all in image extensions is image, all in ``.npy`` is
+    features, and none in any of those is text. Suffixes are matched case-insensitively.
+
+    Args:
+        rows: manifest rows, each mapping a column name to its (stripped) cell.
+        columns: the input columns to infer, in order.
+        source: the manifest's name, used in error messages.
+
+    Returns:
+        ``{column: modality}`` in the order of ``columns``.
+
+    Raises:
+        ConfigError: a column mixes kinds (e.g. wav files and text), or two columns infer the same modality.
+        DataError: a column has no non-empty cell.
+    """
+    inferred: dict[str, str] = {}
+    for column in columns:
+        counts: dict[str, int] = {}
+        for row in rows:
+            cell = row.get(column) or ""
+            if cell:
+                kind = _cell_kind(cell)
+                counts[kind] = counts.get(kind, 0) + 1
+        if not counts:
+            raise DataError(f"{source}: column {column!r} is empty in every row")
+        if len(counts) > 1:
+            mix = ", ".join(f"{k} ({v} cells)" for k, v in sorted(counts.items()))
+            raise ConfigError(
+                f"{source}: column {column!r} mixes {mix}; make every cell the same kind or declare data.modalities"
+            )
+        inferred[column] = next(iter(counts))
+    _check_one_column_per_modality(inferred, source)
+    return inferred
+
+
+def _check_one_column_per_modality(mapping: Mapping[str, str], source: str) -> None:
+    seen: dict[str, str] = {}
+    for column, modality in mapping.items():
+        if modality in seen:
+            raise ConfigError(
+                f"{source}: columns {seen[modality]!r} and {column!r} are both {modality}; one column per modality "
+                "(declare data.modalities to pick one)"
+            )
+        seen[modality] = column
+
+
+def read_manifest(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Reads a CSV manifest (utf-8, BOM tolerated) into its header and rows of stripped cells."""
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            # Blank lines (often a trailing newline) are skipped; a line of empty cells is a row like any other.
+            records = [(reader.line_num, record) for record in reader if record]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise DataError(f"{path}: malformed CSV: {err}") from None
+    if not header or not any(name.strip() for name in header):
+        raise DataError(f"{path}: empty manifest (no header row)")
+    columns = [name.strip() for name in header]
+    if "" in columns:
+        raise DataError(f"{path}: header column {columns.index('') + 1} has no name")
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
+    if not records:
+        raise DataError(f"{path}: empty manifest (a header but no rows)")
+    rows = []
+    for number, (line, record) in enumerate(records, start=1):
+        if len(record) != len(columns):
+            raise DataError(
+                f"{path}: row {number} (line {line}) has {len(record)} cells but the header has {len(columns)} "
+                "columns (check quoting of commas)"
+            )
+        rows.append({c: cell.strip() for c, cell in zip(columns, record, strict=True)})
+    return columns, rows
+
+
+class ManifestDataset(torch.utils.data.Dataset):
+    """Samples listed in a CSV manifest, every file decoded at construction so bad files fail before training.
+
+    Args:
+        path: the CSV manifest; relative file paths in it are resolved against its folder.
+        target: name of the target column.
+        modalities: optional ``{column: modality}``; when given, only these columns are inputs and nothing is
+            inferred. When omitted, every column except ``target`` and ``id`` is an input of an inferred modality.
+        task: ``"classification"`` (string labels) or ``"regression"`` (finite floats).
+        class_names: classification only: the label set to use (e.g. the training manifest's, for a test manifest);
+            a target outside it is an error. Default: the sorted unique targets of this manifest.
+        image: image adapter config (default ``ImageConfig()``).
+        audio: audio adapter config (default ``AudioConfig()``).
+        text: text adapter config (default ``TextConfig()``).
+        features: features adapter config (default ``FeaturesConfig()``).
+        show_progress: show a progress bar while decoding.
+
+    Attributes:
+        modalities: modality names, in column order.
+        columns: ``{modality: column}``.
+        class_names: label names (empty for regression).
+        num_classes: ``len(class_names)`` (0 for regression).
+        targets: LongTensor(N) of class indices, or FloatTensor(N) for regression.
+        shapes: per-sample shape of each modality for ``Collate`` placeholders: image (C, H, W), audio
+            (1, n_mels, T), text () per token, features (D,) per step.
+        dtypes: dtype of each modality (text is ``torch.long``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        target: str,
+        modalities: dict[str, str] | None = None,
+        task: str = "classification",
+        class_names: list[str] | None = None,
+        image: ImageConfig | None = None,
+        audio: AudioConfig | None = None,
+        text: TextConfig | None = None,
+        features: FeaturesConfig | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        source = str(path)
+        if task not in TASKS:
+            raise ConfigError(f"data.task: unknown task {task!r} (known: {', '.join(TASKS)})")
+        if task == "regression" and class_names:
+            raise ConfigError(f"{source}: class_names given for a regression task")
+        header, rows = read_manifest(self.path)
+        if target not in header:
+            raise ConfigError(f"{source}: target column {target!r} not found (columns: {', '.join(header)})")
+        mapping = self._resolve_columns(header, rows, target, modalities, source)
+
+        self.task = task
+        self.columns: dict[str, str] = {m: c for c, m in mapping.items()}
+        self.modalities: tuple[str, ...] = tuple(mapping.values())
+        self.class_names, self.targets = self._parse_targets(rows, target, task, class_names, source)
+        self.num_classes = len(self.class_names)
+        adapters = self._build_adapters(image=image, audio=audio, text=text, features=features)
+        self._inputs = self._decode(rows, adapters, source, show_progress)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.dtypes: dict[str, torch.dtype] = {}
+        for m in self.modalities:
+            example = next(x for x in self._inputs[m] if x is not None)
+            shape = tuple(example.shape)
+            self.shapes[m] = shape[1:] if m in SEQUENCE_MODALITIES else shape
+            self.dtypes[m] = example.dtype
+
+    @staticmethod
+    def _resolve_columns(
+        header: list[str],
+        rows: list[dict[str, str]],
+        target: str,
+        declared: dict[str, str] | None,
+        source: str,
+    ) -> dict[str, str]:
+        """Returns ``{column: modality}`` in header order, declared or inferred."""
+        if declared is None:
+            columns = [c for c in header if c not in (target, ID_COLUMN)]
+            if not columns:
+                raise ConfigError(
+                    f"{source}: no input columns besides the target {target!r} (columns: {', '.join(header)})"
+                )
+            return infer_column_modalities(rows, columns, source)
+        if not declared:
+            raise ConfigError(f"{source}: data.modalities is empty; name at least one input column")
+        for column, modality in declared.items():
+            if column not in header:
+                raise ConfigError(f"{source}: declared column {column!r} not found (columns: {', '.join(header)})")
+            if column == target:
+                raise ConfigError(f"{source}: column {column!r} is the target and cannot also be an input")
+            check_modality(modality, where=f"{source}: modalities[{column!r}]")
+        mapping = {c: declared[c] for c in header if c in declared}
+        _check_one_column_per_modality(mapping, source)
+        for column in mapping:
+            if not any(row[column] for row in rows):
+                raise DataError(f"{source}: column {column!r} is empty in every row")
+        return mapping
+
+    @staticmethod
+    def _parse_targets(
+        rows: list[dict[str, str]], target: str, task: str, class_names: list[str] | None, source: str
+    ) -> tuple[list[str], Tensor]:
+        for number, row in enumerate(rows, start=1):
+            if not row[target]:
+                raise DataError(f"{source}: row {number}, column {target!r}: empty target cell")
+        if task == "regression":
+            values = []
+            for number, row in enumerate(rows, start=1):
+                try:
+                    value = float(row[target])
+                except ValueError:
+                    value = math.nan
+                if not math.isfinite(value):
+                    raise DataError(
+                        f"{source}: row {number}, column {target!r}: regression target {row[target]!r} is not a "
+                        "finite number"
+                    )
+                values.append(value)
+            return [], torch.tensor(values, dtype=torch.float32)
+        if class_names is None:
+            names = sorted({row[target] for row in rows})
+        else:
+            names = list(class_names)
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{source}: class_names has duplicates: {names}")
+        index = {name: i for i, name in enumerate(names)}
+        labels = []
+        for number, row in enumerate(rows, start=1):
+            if row[target] not in index:
+                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+                raise DataError(
+                    f"{source}: row {number}, column {target!r}: label {row[target]!r} is not one of the "
+                    f"{len(names)} known classes ({shown})"
+                )
+            labels.append(index[row[target]])
+        return names, torch.tensor(labels, dtype=torch.long)
+
+    def _build_adapters(self, **configs: Any) -> dict[str, Any]:
+        classes = {
+            "image": (ImageAdapter, ImageConfig),
+            "audio": (AudioAdapter, AudioConfig),
+            "text": (TextAdapter, TextConfig),
+            "features": (FeaturesAdapter, FeaturesConfig),
+        }
+        adapters = {}
+        for m in self.modalities:
+            adapter_cls, config_cls = classes[m]
+            adapters[m] = adapter_cls(configs[m] if configs[m] is not None else config_cls())
+        return adapters
+
+    def _decode(
+        self, rows: list[dict[str, str]], adapters: dict[str, Any], source: str, show_progress: bool
+    ) -> dict[str, list[Tensor | None]]:
+        """Decodes every cell of every input column, checking that feature dimensions agree across rows."""
+        folder = self.path.parent
+        inputs: dict[str, list[Tensor | None]] = {m: [] for m in self.modalities}
+        first_dim: dict[str, tuple[int, int]] = {}  # modality -> (D, row number that set it)
+        bar = tqdm(rows, desc=f"decoding {self.path.name}", unit="row", disable=not show_progress)
+        for number, row in enumerate(bar, start=1):
+            for m in self.modalities:
+                column = self.columns[m]
+                cell = row[column]
+                where = f"{source}: row {number}, column {column!r}"
+                if not cell:
+                    inputs[m].append(None)
+                    continue
+                try:
+                    if m == "text":
+                        value = adapters[m].from_text(cell)
+                    else:
+                        file = Path(cell).expanduser()
+                        file = (file if file.is_absolute() else folder / file).resolve()
+                        if not file.exists():
+                            raise DataError(f"file not found: {file}")
+                        if not file.is_file():
+                            raise DataError(f"not a file: {file}")
+                        value = adapters[m].from_file(file)
+                except DataError as err:
+                    raise DataError(f"{where}: {err}") from None
+                if m == "features":
+                    dim = int(value.shape[-1])
+                    if m not in first_dim:
+                        first_dim[m] = (dim, number)
+                    elif first_dim[m][0] != dim:
+                        raise DataError(
+                            f"{where}: features have dimension {dim} but row {first_dim[m][1]} has "
+                            f"{first_dim[m][0]} ({cell})"
+                        )
+                inputs[m].append(value)
+        return inputs
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {
+            "inputs": {m: self._inputs[m][index] for m in self.modalities},
+            "target": self.targets[index],
+            "index": index,
+        }

@@ -1,0 +1,82 @@
+"""A run's evaluation report: main metrics, per-modality and missing-modality scores, noise curves and plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polymodal.eval.metrics import accuracy, classification_metrics, confusion_matrix, mae, regression_metrics
+from polymodal.eval.plots import plot_bars, plot_confusion_matrix, plot_noise_curves
+from polymodal.eval.robustness import collect, missing_modality_scores, noise_curves, single_modality_scores
+
+Predict = Callable[[dict[str, Any]], Tensor]
+
+
+def task_metrics(outputs: Tensor, targets: Tensor, task: str) -> dict[str, float]:
+    """Main metrics of a task: accuracy and macro-F1 for classification, MMSA-style metrics for regression."""
+    if task == "classification":
+        return classification_metrics(outputs, targets)
+    return regression_metrics(outputs.reshape(-1), targets)
+
+
+def task_score(task: str) -> tuple[str, Callable[[Tensor, Tensor], float]]:
+    """The single score used for per-modality and robustness reports, with its name."""
+    if task == "classification":
+        return "accuracy", lambda o, t: accuracy(o.argmax(-1), t)
+    return "mae", lambda o, t: mae(o.reshape(-1), t)
+
+
+def evaluate_split(predict: Predict, loader: Any, task: str, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Main metrics of ``predict`` over a loader."""
+    outputs, targets = collect(predict, loader, device=device)
+    return task_metrics(outputs, targets, task)
+
+
+def full_report(
+    predict: Predict,
+    loader: Any,
+    task: str,
+    modalities: Sequence[str],
+    class_names: Sequence[str] | None,
+    noise_levels: Sequence[float],
+    seed: int,
+    device: torch.device | str,
+    plots_dir: Path | None,
+) -> dict[str, Any]:
+    """Everything ``metrics.json`` reports about one split, plus PNG plots when ``plots_dir`` is given.
+
+    Returns:
+        ``{"metrics": {...}, "per_modality": {m: {score: v}}, "missing": {m: {score: v}},
+        "noise": {"levels": [...], m: [...]}, "confusion_matrix": [[...]]}`` (the last for classification).
+    """
+    outputs, targets = collect(predict, loader, device=device)
+    report: dict[str, Any] = {"metrics": task_metrics(outputs, targets, task)}
+    name, score = task_score(task)
+    single = single_modality_scores(predict, loader, modalities, score, device=device)
+    missing = missing_modality_scores(predict, loader, modalities, score, device=device)
+    report["per_modality"] = {m: {name: v} for m, v in single.items()}
+    report["missing"] = {m: {name: v} for m, v in missing.items()}
+    curves = noise_curves(predict, loader, modalities, list(noise_levels), score, seed=seed, device=device)
+    report["noise"] = {"levels": list(noise_levels), "metric": name, **curves}
+    if task == "classification":
+        cm = confusion_matrix(outputs.argmax(-1), targets, len(class_names or []) or int(outputs.shape[-1]))
+        report["confusion_matrix"] = cm.tolist()
+    if plots_dir is not None:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        fused = report["metrics"].get(name, 0.0)
+        plot_bars({"fused": fused, **single}, plots_dir / "per_modality.png", "each modality alone", name)
+        plot_bars(
+            {"all": fused, **{f"without {m}": v for m, v in missing.items()}},
+            plots_dir / "missing.png",
+            "one modality removed",
+            name,
+        )
+        plot_noise_curves(list(noise_levels), curves, plots_dir / "noise.png", ylabel=name)
+        if task == "classification":
+            names = list(class_names) if class_names else [str(i) for i in range(len(report["confusion_matrix"]))]
+            plot_confusion_matrix(cm, names, plots_dir / "confusion_matrix.png")
+    return report

@@ -1,0 +1,256 @@
+"""Robustness probes: drop, isolate or corrupt modalities in a batch and measure how a model's score changes.
+
+The transforms are pure functions of a collated batch (see :mod:`polymodal.data.collate`) and return a new batch;
+the drivers run any ``predict(batch) -> Tensor`` callable over a loader, so this module never needs the model class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Batch = dict[str, Any]
+Predict = Callable[[Batch], Tensor]
+Score = Callable[[Tensor, Tensor], float]
+
+# Byte-level token ids: 0 is padding, 1 is reserved, bytes 0..255 map to ids 2..257.
+FIRST_BYTE_TOKEN = 2
+LAST_BYTE_TOKEN = 257
+
+
+def move_to(batch: Any, device: torch.device | str) -> Any:
+    """Returns a copy of a (nested dict / list / tuple of) tensors with every tensor on ``device``.
+
+    Args:
+        batch: a tensor, or a dict, list or tuple nesting tensors; other values are returned as they are.
+        device: target device.
+
+    Returns:
+        The same structure with tensors moved.
+    """
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {key: move_to(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(value, device) for value in batch)
+    return batch
+
+
+def _copy(batch: Batch) -> Batch:
+    """Copies the top level and the per-modality dicts, sharing the tensors."""
+    out = dict(batch)
+    for key in ("inputs", "present", "lengths"):
+        if key in batch:
+            out[key] = dict(batch[key])
+    return out
+
+
+def _check_modalities(batch: Batch, modalities: Iterable[str]) -> list[str]:
+    modalities = [modalities] if isinstance(modalities, str) else list(modalities)
+    unknown = [m for m in modalities if m not in batch["inputs"]]
+    if unknown:
+        raise ValueError(f"batch has no modality {unknown[0]!r} (it has: {', '.join(batch['inputs'])})")
+    return modalities
+
+
+def drop_modalities(batch: Batch, modalities: Iterable[str]) -> Batch:
+    """Marks modalities as missing in every sample, as collate does for a sample that lacks them.
+
+    Args:
+        batch: a collated batch; it is not modified.
+        modalities: names of the modalities to drop.
+
+    Returns:
+        A new batch whose dropped modalities have zero inputs, ``present`` all False and (for sequences) zero lengths.
+    """
+    out = _copy(batch)
+    for m in _check_modalities(batch, modalities):
+        out["inputs"][m] = torch.zeros_like(batch["inputs"][m])
+        out["present"][m] = torch.zeros_like(batch["present"][m], dtype=torch.bool)
+        if m in out.get("lengths", {}):
+            out["lengths"][m] = torch.zeros_like(batch["lengths"][m])
+    return out
+
+
+def keep_only(batch: Batch, modality: str) -> Batch:
+    """Drops every modality but one.
+
+    Args:
+        batch: a collated batch; it is not modified.
+        modality: the modality to keep.
+
+    Returns:
+        A new batch in which only ``modality`` may be present.
+    """
+    _check_modalities(batch, [modality])
+    return drop_modalities(batch, [m for m in batch["inputs"] if m != modality])
+
+
+def _valid_mask(batch: Batch, modality: str) -> Tensor:
+    """True at real data: present samples and, for sequences, steps before the length; (B, L) or (B,)."""
+    present = batch["present"][modality].bool()
+    x = batch["inputs"][modality]
+    lengths = batch.get("lengths", {}).get(modality)
+    if lengths is None:
+        return present
+    steps = torch.arange(x.shape[1], device=x.device)
+    return present[:, None] & (steps[None, :] < lengths.to(x.device)[:, None])
+
+
+def add_noise(batch: Batch, modality: str, level: float, generator: torch.Generator) -> Batch:
+    """Corrupts one modality of the present samples.
+
+    Float inputs get Gaussian noise with std ``level * std(x)``, where ``std(x)`` is taken over the modality's real
+    values in this batch (present samples, and for sequences the steps before each length); padding and missing
+    samples stay zero. Token ids (integer inputs) have each non-padding token replaced with probability
+    ``min(level, 1)`` by a uniformly random byte token in [2, 257].
+
+    Args:
+        batch: a collated batch; it is not modified.
+        modality: the modality to corrupt.
+        level: noise level, >= 0; 0 returns identical inputs.
+        generator: source of randomness, on the CPU or on the inputs' device.
+
+    Returns:
+        A new batch with the corrupted inputs.
+    """
+    if level < 0:
+        raise ValueError(f"noise level must be >= 0, got {level}")
+    _check_modalities(batch, [modality])
+    out = _copy(batch)
+    x = batch["inputs"][modality]
+    valid = _valid_mask(batch, modality)
+    # Broadcast the (B,) or (B, L) mask over the remaining trailing dimensions.
+    valid = valid.reshape(*valid.shape, *([1] * (x.dim() - valid.dim()))).expand_as(x)
+    if x.is_floating_point():
+        values = x[valid].double()
+        scale = level * values.std(unbiased=False).item() if values.numel() > 1 else 0.0
+        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+        out["inputs"][modality] = torch.where(valid, x + scale * noise, x)
+    else:
+        probability = min(float(level), 1.0)
+        draw = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device)
+        replacement = torch.randint(
+            FIRST_BYTE_TOKEN, LAST_BYTE_TOKEN + 1, x.shape, generator=generator, device=generator.device
+        ).to(device=x.device, dtype=x.dtype)
+        replace = valid & (x != 0) & (draw < probability)
+        out["inputs"][modality] = torch.where(replace, replacement, x)
+    return out
+
+
+def collect(
+    predict: Predict,
+    loader: Iterable[Batch],
+    transform: Callable[[Batch], Batch] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, Tensor]:
+    """Runs ``predict`` over a loader without gradients and gathers outputs and targets on the CPU.
+
+    The caller puts the model in eval mode; ``predict`` usually wraps it, e.g. ``lambda b: model(b)["logits"]``.
+
+    Args:
+        predict: maps a batch (on ``device``) to logits (B, C) or predictions (B,).
+        loader: iterable of collated batches.
+        transform: applied to each batch before it is moved to ``device``.
+        device: where ``predict`` runs.
+
+    Returns:
+        ``(outputs, targets)``: outputs (N, C) or (N,) and targets (N, ...) concatenated over the loader, on the CPU.
+    """
+    outputs, targets = [], []
+    with torch.no_grad():
+        for batch in loader:
+            if transform is not None:
+                batch = transform(batch)
+            outputs.append(predict(move_to(batch, device)).detach().cpu())
+            targets.append(batch["target"].detach().cpu())
+    if not outputs:
+        raise ValueError("the loader yielded no batches")
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def missing_modality_scores(
+    predict: Predict,
+    loader: Iterable[Batch],
+    modalities: Sequence[str],
+    score: Score,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Score with each modality dropped in turn.
+
+    Args:
+        predict: as in :func:`collect`.
+        loader: iterable of collated batches; iterated once per modality.
+        modalities: modalities to drop, one at a time.
+        score: maps ``(outputs, targets)`` to a number, e.g. ``lambda o, t: accuracy(o.argmax(-1), t)``.
+        device: where ``predict`` runs.
+
+    Returns:
+        ``{modality: score without that modality}``.
+    """
+    return {
+        m: float(score(*collect(predict, loader, partial(drop_modalities, modalities=[m]), device))) for m in modalities
+    }
+
+
+def single_modality_scores(
+    predict: Predict,
+    loader: Iterable[Batch],
+    modalities: Sequence[str],
+    score: Score,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Score with only one modality kept, for each modality in turn.
+
+    Args:
+        predict: as in :func:`collect`.
+        loader: iterable of collated batches; iterated once per modality.
+        modalities: modalities to keep, one at a time.
+        score: maps ``(outputs, targets)`` to a number.
+        device: where ``predict`` runs.
+
+    Returns:
+        ``{modality: score with only that modality}``.
+    """
+    return {m: float(score(*collect(predict, loader, partial(keep_only, modality=m), device))) for m in modalities}
+
+
+def noise_curves(
+    predict: Predict,
+    loader: Iterable[Batch],
+    modalities: Sequence[str],
+    levels: Sequence[float],
+    score: Score,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
+    """Score as a function of the noise level on each modality (the others left clean).
+
+    Each modality gets a fresh CPU ``torch.Generator`` seeded with ``seed``, so the curves are reproducible as long
+    as the loader yields the same batches in the same order (no shuffling).
+
+    Args:
+        predict: as in :func:`collect`.
+        loader: iterable of collated batches; iterated once per (modality, level).
+        modalities: modalities to corrupt, one at a time.
+        levels: noise levels, see :func:`add_noise`.
+        score: maps ``(outputs, targets)`` to a number.
+        seed: seed of each modality's generator.
+        device: where ``predict`` runs.
+
+    Returns:
+        ``{modality: [score at each level]}``.
+    """
+    curves: dict[str, list[float]] = {}
+    for m in modalities:
+        generator = torch.Generator().manual_seed(seed)
+        curves[m] = []
+        for level in levels:
+            noisy = partial(add_noise, modality=m, level=level, generator=generator)
+            curves[m].append(float(score(*collect(predict, loader, noisy, device))))
+    return curves

@@ -1,0 +1,228 @@
+"""Audio adapter: WAV files or waveforms to fixed-size log-mel spectrograms of shape (1, n_mels, max_frames)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+from torch import Tensor
+
+from polymodal.errors import DataError
+from polymodal.registry import ComponentConfig
+
+# Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
+LOG_FLOOR = 1e-6
+
+
+class AudioConfig(ComponentConfig):
+    """Log-mel front end.
+
+    Args:
+        sample_rate: rate every waveform is resampled to, in Hz.
+        n_fft: STFT window and FFT length in samples.
+        hop_length: STFT hop in samples.
+        n_mels: number of mel bands.
+        f_min: lowest filter edge in Hz.
+        f_max: highest filter edge in Hz; ``None`` means ``sample_rate / 2``.
+        max_frames: frames kept per clip (centre-cropped or right-padded).
+    """
+
+    sample_rate: int = Field(8000, gt=0)
+    n_fft: int = Field(256, gt=0)
+    hop_length: int = Field(128, gt=0)
+    n_mels: int = Field(32, gt=0)
+    f_min: float = Field(0.0, ge=0.0)
+    f_max: float | None = None
+    max_frames: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _check_band(self) -> AudioConfig:
+        if not self.f_min < self.upper_frequency <= self.sample_rate / 2:
+            raise ValueError(f"need f_min < f_max <= sample_rate / 2 = {self.sample_rate / 2}")
+        return self
+
+    @property
+    def upper_frequency(self) -> float:
+        """``f_max`` with ``None`` resolved to the Nyquist frequency."""
+        return self.sample_rate / 2 if self.f_max is None else float(self.f_max)
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray | float:
+    """HTK mel scale: ``2595 * log10(1 + hz / 700)``."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray | float:
+    """Inverse of :func:`hz_to_mel`."""
+    return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> Tensor:
+    """Triangular HTK-mel filterbank without area normalisation.
+
+    Filter ``m`` rises linearly from edge ``m`` to centre ``m + 1`` and falls to edge ``m + 2``, where the
+    ``n_mels + 2`` edges are evenly spaced on the mel scale between ``f_min`` and ``f_max``. The triangle is
+    evaluated at the FFT bin frequencies ``linspace(0, sample_rate / 2, n_freqs)``, so a filter reaches exactly 1
+    only when a bin falls on its centre (no slaney area normalisation; weights are in [0, 1]).
+
+    Args:
+        n_freqs: number of FFT bins, ``n_fft // 2 + 1``.
+        n_mels: number of filters.
+        sample_rate: sample rate in Hz.
+        f_min: lowest edge in Hz.
+        f_max: highest edge in Hz.
+
+    Returns:
+        Tensor of shape (n_freqs, n_mels), float32.
+    """
+    bins = np.linspace(0.0, sample_rate / 2, n_freqs)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    left, centre, right = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bins[:, None] - left) / (centre - left)
+    falling = (right - bins[:, None]) / (right - centre)
+    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None)).float()
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> Tensor:
+    # Shared across calls; callers never modify it in place.
+    return mel_filterbank(n_freqs, n_mels, sample_rate, f_min, f_max)
+
+
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Polyphase resampling with ``scipy.signal.resample_poly``.
+
+    Args:
+        wave: waveform of shape (T,).
+        orig_sr: its sample rate in Hz.
+        new_sr: wanted sample rate in Hz.
+
+    Returns:
+        Float32 array of shape (ceil(T * new_sr / orig_sr),).
+    """
+    if orig_sr == new_sr:
+        return np.asarray(wave, dtype=np.float32)
+    divisor = gcd(int(orig_sr), int(new_sr))
+    return resample_poly(wave, int(new_sr) // divisor, int(orig_sr) // divisor).astype(np.float32)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _to_unit_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype == np.uint8:  # 8-bit WAV is unsigned with 128 as silence
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(data.dtype, np.integer):
+        # scipy left-aligns 24-bit samples in int32, so dividing by the container's range is right for all widths.
+        return data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    return data.astype(np.float32)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Reads a WAV file as mono float32 in [-1, 1].
+
+    Integer formats are scaled by their range, several channels are averaged, and float samples are clipped to
+    [-1, 1]. ``scipy.io.wavfile`` is tried first, then ``soundfile`` for formats scipy cannot read.
+
+    Args:
+        path: the WAV file.
+
+    Returns:
+        ``(wave, sample_rate)`` with ``wave`` of shape (T,).
+
+    Raises:
+        DataError: one line naming ``path`` when the file is missing, not a WAV, corrupt, empty or has NaN samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        sample_rate, data = wavfile.read(path)
+    except Exception as scipy_err:  # scipy raises ValueError, EOFError or struct.error on bad headers
+        try:
+            import soundfile
+
+            data, sample_rate = soundfile.read(path, dtype="float32", always_2d=False)
+        except Exception:
+            raise DataError(f"{path}: not a readable WAV file ({_one_line(scipy_err)})") from None
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = _to_unit_float(data).mean(axis=1)
+    elif data.ndim == 1:
+        data = _to_unit_float(data)
+    else:
+        raise DataError(f"{path}: unexpected sample array of shape {data.shape}")
+    if data.size == 0:
+        raise DataError(f"{path}: contains no samples")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: contains NaN or inf samples")
+    return np.clip(data, -1.0, 1.0), int(sample_rate)
+
+
+def log_mel(wave: Tensor, cfg: AudioConfig) -> Tensor:
+    """Log-mel spectrogram: STFT (hann window, centred frames), power, mel projection, ``log(x + 1e-6)``.
+
+    Args:
+        wave: waveform of shape (T,) at ``cfg.sample_rate``.
+        cfg: front-end parameters.
+
+    Returns:
+        Tensor of shape (n_mels, 1 + T // hop_length), float32.
+    """
+    wave = wave.float()
+    if wave.shape[0] <= cfg.n_fft // 2:
+        # Reflect padding of centred frames needs more than n_fft // 2 samples; silence is the honest extension.
+        wave = torch.nn.functional.pad(wave, (0, cfg.n_fft // 2 + 1 - wave.shape[0]))
+    spec = torch.stft(
+        wave,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        window=torch.hann_window(cfg.n_fft, dtype=wave.dtype),
+        center=True,
+        return_complex=True,
+    )
+    power = spec.abs() ** 2  # (n_freqs, frames)
+    bank = _cached_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate, cfg.f_min, cfg.upper_frequency)
+    return torch.log(bank.T @ power + LOG_FLOOR)
+
+
+class AudioAdapter:
+    """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames).
+
+    Args:
+        cfg: front-end parameters.
+    """
+
+    def __init__(self, cfg: AudioConfig) -> None:
+        self.cfg = cfg
+
+    def from_wave(self, wave: np.ndarray, sample_rate: int) -> Tensor:
+        """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames)."""
+        wave = np.asarray(wave)
+        if wave.ndim != 1 or wave.size == 0:
+            raise DataError(f"waveform: expected a non-empty 1-D array, got shape {wave.shape}")
+        wave = resample(wave, sample_rate, self.cfg.sample_rate)
+        return self.fit_frames(log_mel(torch.from_numpy(wave), self.cfg))
+
+    def from_file(self, path: str | Path) -> Tensor:
+        """Reads a WAV file (see :func:`read_wav`) and returns (1, n_mels, max_frames)."""
+        wave, sample_rate = read_wav(path)
+        return self.from_wave(wave, sample_rate)
+
+    def fit_frames(self, mel: Tensor) -> Tensor:
+        """Centre-crops, or right-pads with log(1e-6) (silence), a (n_mels, T) log-mel to (1, n_mels, max_frames)."""
+        frames = mel.shape[-1]
+        target = self.cfg.max_frames
+        if frames >= target:
+            start = (frames - target) // 2
+            return mel[:, start : start + target].unsqueeze(0)
+        pad = mel.new_full((mel.shape[0], target - frames), math.log(LOG_FLOOR))
+        return torch.cat([mel, pad], dim=1).unsqueeze(0)

@@ -1,0 +1,149 @@
+"""Unimodal encoders: each maps one modality's batch to a (B, D) feature; ``out_dim`` tells D."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from polymodal.modalities.text import ByteTokenizer
+from polymodal.registry import ComponentConfig, Registry
+
+ENCODERS = Registry("encoder")
+
+
+class LeNetConfig(ComponentConfig):
+    out_dim: int = 128
+    channels: tuple[int, int] = (16, 32)
+    dropout: float = 0.1
+
+
+@ENCODERS.register("lenet", LeNetConfig)
+class LeNetEncoder(nn.Module):
+    """LeNet-style CNN for images (MultiBench's AV-MNIST image encoder family).
+
+    Args:
+        input_shape: (C, H, W) of one image.
+        out_dim: feature size D.
+        channels: widths of the two conv blocks.
+        dropout: dropout before the output projection.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, ...], out_dim: int, channels: tuple[int, int], dropout: float, **_: object
+    ) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(input_shape[0], c1, 5, padding=2),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5, padding=2),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+        )
+        self.proj = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * 16, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, C, H, W) -> (B, D)."""
+        return self.proj(self.features(x))
+
+
+class SpectrogramCNNConfig(ComponentConfig):
+    out_dim: int = 128
+    channels: tuple[int, int, int] = (16, 32, 64)
+    dropout: float = 0.1
+
+
+@ENCODERS.register("spec_cnn", SpectrogramCNNConfig)
+class SpectrogramCNNEncoder(nn.Module):
+    """Small CNN over a log-mel spectrogram, with input batch-norm so raw log-mel values need no dataset statistics.
+
+    Args:
+        input_shape: (1, n_mels, T) of one spectrogram.
+        out_dim: feature size D.
+        channels: widths of the three conv blocks.
+        dropout: dropout before the output projection.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, ...], out_dim: int, channels: tuple[int, int, int], dropout: float, **_: object
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm2d(input_shape[0])]
+        in_ch = input_shape[0]
+        for ch in channels:
+            layers += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU(), nn.MaxPool2d(2)]
+            in_ch = ch
+        layers.append(nn.AdaptiveAvgPool2d((2, 2)))
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_ch * 4, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, 1, n_mels, T) -> (B, D)."""
+        return self.proj(self.features(x))
+
+
+class TransformerConfig(ComponentConfig):
+    dim: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    dropout: float = 0.1
+    max_length: int = 512
+
+
+@ENCODERS.register("transformer", TransformerConfig)
+class TransformerEncoder(nn.Module):
+    """Small pre-norm transformer over tokens (text) or feature vectors (features), mean-pooled over valid steps.
+
+    Args:
+        input_shape: () for token ids (byte vocabulary) or (D_in,) for feature sequences.
+        dim: model width, also the output size.
+        depth: number of layers.
+        heads: attention heads.
+        mlp_ratio: feed-forward width over ``dim``.
+        dropout: dropout inside the layers.
+        max_length: longest sequence (size of the learned position table).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+        dropout: float,
+        max_length: int,
+        **_: object,
+    ) -> None:
+        super().__init__()
+        self.tokens = len(input_shape) == 0
+        self.embed = nn.Embedding(ByteTokenizer.vocab_size, dim) if self.tokens else nn.Linear(input_shape[-1], dim)
+        self.position = nn.Parameter(torch.zeros(max_length, dim))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, int(dim * mlp_ratio), dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.max_length = max_length
+        self.out_dim = dim
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, L) token ids or (B, L, D_in) features, with lengths (B,) -> (B, dim)."""
+        x = x[:, : self.max_length]
+        steps = x.shape[1]
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), steps, device=x.device)
+        # Clamp to 1 so a sample whose modality is absent (length 0) still attends somewhere and stays finite.
+        valid = torch.arange(steps, device=x.device)[None, :] < lengths.clamp(1, steps)[:, None]
+        h = self.embed(x) + self.position[:steps]
+        h = self.norm(self.layers(h, src_key_padding_mask=~valid))
+        weights = valid.unsqueeze(-1).to(h.dtype)
+        return (h * weights).sum(1) / weights.sum(1)

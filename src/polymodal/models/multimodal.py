@@ -1,0 +1,52 @@
+"""The assembled multimodal model: encoders per modality, a fusion and a head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+
+class MultimodalModel(nn.Module):
+    """Encoders keyed by modality, a fusion and a head (composition, as TorchMultimodal's late_fusion).
+
+    Modalities in the batch without an encoder are ignored; modalities with an encoder but absent from the batch
+    count as missing.
+
+    Args:
+        encoders: modality -> encoder with ``out_dim``; each maps (B, ...) to (B, D_m).
+        fusion: combines features and presence masks through the head.
+        head: maps the fused feature to outputs.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        self.fusion = fusion
+        self.head = head
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+    def encode(self, inputs: Mapping[str, Tensor], lengths: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Returns modality -> (B, D_m) features for every modality that has an encoder and is in ``inputs``."""
+        lengths = lengths or {}
+        return {m: enc(inputs[m], lengths.get(m)) for m, enc in self.encoders.items() if m in inputs}
+
+    def forward(
+        self,
+        inputs: Mapping[str, Tensor],
+        present: Mapping[str, Tensor],
+        lengths: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Returns (B, C) outputs from the fused features of the present modalities."""
+        features = self.encode(inputs, lengths)
+        batch = next(iter(features.values())).shape[0] if features else 0
+        device = next(self.parameters()).device
+        for m, enc in self.encoders.items():
+            if m not in features:  # modality not in this batch at all: absent everywhere
+                features[m] = torch.zeros(batch, enc.out_dim, device=device)
+        mask = {m: present.get(m, torch.zeros(batch, dtype=torch.bool, device=device)) for m in self.encoders}
+        return self.fusion(features, mask, self.head)

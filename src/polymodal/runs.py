@@ -1,0 +1,322 @@
+"""Assemble, train and evaluate runs: the library functions behind ``polymodal train/eval/embed``.
+
+This glue is the only place that knows every part at once: it builds data, model and strategy from a validated
+``RunConfig``, hands them to the Trainer, and writes the run directory (``config.yaml``, ``run.json``,
+``metrics.json``, ``log.csv``, ``checkpoints/``, ``plots/``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from polymodal.config import RunConfig, dump_config, validate_config
+from polymodal.data.avdigits import AVDigits
+from polymodal.data.collate import Collate
+from polymodal.data.manifest import ManifestDataset
+from polymodal.data.splits import split_indices, subset_indices
+from polymodal.data.vocab import SEQUENCE_MODALITIES, check_modality
+from polymodal.errors import ConfigError
+from polymodal.eval.evaluate import evaluate_split, full_report
+from polymodal.eval.plots import plot_training_curves
+from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
+from polymodal.models import build_model
+from polymodal.strategies import STRATEGIES
+from polymodal.train import Trainer, seed_everything
+from polymodal.train.checkpoint import CheckpointManager, atomic_write_bytes, atomic_write_text
+from polymodal.train.log import wide_rows
+from polymodal.train.trainer import resolve_device
+
+
+@dataclass
+class DataBundle:
+    """The splits of a run's data and what the model needs to know about them."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    task: str
+    modalities: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str] = field(default_factory=dict)
+    class_names: list[str] | None = None
+    columns: dict[str, str] | None = None
+
+    @property
+    def out_dim(self) -> int:
+        return len(self.class_names) if self.task == "classification" and self.class_names else 1
+
+    def collate(self) -> Collate:
+        return Collate(self.shapes, {m: getattr(torch, d) for m, d in self.dtypes.items()})
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "modalities": self.modalities,
+            "shapes": {m: list(s) for m, s in self.shapes.items()},
+            "dtypes": self.dtypes,
+            "class_names": self.class_names,
+            "columns": self.columns,
+        }
+
+
+def _sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    sample = dataset[0]["inputs"]
+    shapes, dtypes = {}, {}
+    for m, value in sample.items():
+        if value is None:
+            continue
+        shapes[m] = tuple(value.shape[1:]) if m in SEQUENCE_MODALITIES else tuple(value.shape)
+        if value.dtype != torch.float32:
+            dtypes[m] = str(value.dtype).removeprefix("torch.")
+    return shapes, dtypes
+
+
+def _manifest(path: str | Path, data: Any, class_names: list[str] | None, modalities: Any) -> ManifestDataset:
+    return ManifestDataset(
+        path,
+        target=data.target,
+        modalities=modalities,
+        task=data.task,
+        class_names=class_names,
+        image=data.image,
+        audio=data.audio,
+        text=data.text,
+        features=data.features,
+    )
+
+
+def build_data(config: RunConfig) -> DataBundle:
+    """Builds train/val/test datasets from ``config.data`` (validation carved from train when not given)."""
+    data = config.data
+    if data.name == "avdigits":
+        kwargs = {"path": data.train, "image": data.image, "audio": data.audio, "text": data.text}
+        train, val, test = (AVDigits(split, **kwargs) for split in ("train", "val", "test"))
+        class_names = list(train.class_names)
+        modalities = list(data.modalities or train.modalities)
+        columns = None
+    else:
+        for key in ("train", "test"):
+            if not getattr(data, key):
+                raise ConfigError(f"data.{key}: required for manifest data (a CSV path)")
+        declared = data.modalities if isinstance(data.modalities, dict) else None
+        train = _manifest(data.train, data, None, declared)
+        class_names = list(train.class_names) if data.task == "classification" else None
+        columns = dict(train.columns)
+        by_column = {c: m for m, c in columns.items()}
+        if data.val:
+            val = _manifest(data.val, data, class_names, by_column)
+        else:
+            targets = train.targets.tolist() if data.task == "classification" else None
+            train_idx, val_idx = split_indices(len(train), data.val_fraction, config.trainer.seed, targets)
+            train, val = Subset(train, train_idx), Subset(train, val_idx)
+        test = _manifest(data.test, data, class_names, by_column)
+        modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
+    if data.max_train_samples:
+        train = Subset(train, subset_indices(len(train), data.max_train_samples, config.trainer.seed))
+    shapes, dtypes = _sample_shapes(test if test is not None else train)
+    for m in modalities:
+        if m not in shapes:
+            raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(shapes)})")
+    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
+
+
+def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
+    """Builds the model for the data's shapes and the configured strategy around it."""
+    model = build_model(config.model, bundle.shapes, bundle.out_dim)
+    return STRATEGIES.build(config.strategy, model=model, task=bundle.task)
+
+
+def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=config.data.eval_batch_size,
+        shuffle=False,
+        collate_fn=bundle.collate(),
+        num_workers=config.data.num_workers,
+    )
+
+
+def _check_resume(out: Path, config: RunConfig) -> None:
+    if not (out / "config.yaml").is_file():
+        raise ConfigError(f"{out}: not a polymodal run directory (no config.yaml), nothing to resume")
+    if (out / "metrics.json").is_file():
+        raise ConfigError(f"{out}: run already finished (metrics.json exists); nothing to resume")
+    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    mine = config.model_dump(mode="json")
+    if saved != mine:
+        diff = sorted(_diff_keys(saved, mine))
+        raise ConfigError(f"{out}: --resume with a different config than the run's ({', '.join(diff[:5])} differ)")
+    if not CheckpointManager(out / "checkpoints").step_checkpoints():
+        raise ConfigError(f"{out}/checkpoints: no checkpoint to resume from")
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = set(a) | set(b)
+        return [d for k in keys for d in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Trains and evaluates one run, writing its run directory; returns the contents of ``metrics.json``.
+
+    Data, model and strategy are built and validated before anything is written, so bad input leaves no run
+    directory behind.
+    """
+    out = Path(out)
+    if resume:
+        _check_resume(out, config)
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
+    seed_everything(config.trainer.seed, config.trainer.deterministic)
+    bundle = build_data(config)
+    strategy = build_strategy(config, bundle)
+    device = resolve_device(config.trainer.device)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_text(out / "config.yaml", dump_config(config))
+        atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    val_loader = _loader(bundle.val, bundle, config)
+
+    def validate(strat: Any) -> dict[str, float]:
+        return evaluate_split(strat.predict, val_loader, bundle.task, device)
+
+    trainer = Trainer(
+        strategy, config.trainer, out, bundle.collate(), config.data.batch_size, validate, config.data.num_workers
+    )
+    started = time.perf_counter()
+    summary = trainer.fit(bundle.train, resume=resume)
+    trainer.load_best()
+    strategy.model.eval()
+    plots = out / "plots"
+    val = evaluate_split(strategy.predict, val_loader, bundle.task, device)
+    test_loader = _loader(bundle.test, bundle, config)
+    report = full_report(
+        strategy.predict,
+        test_loader,
+        bundle.task,
+        bundle.modalities,
+        bundle.class_names,
+        config.eval.noise_levels,
+        config.eval.seed,
+        device,
+        plots,
+    )
+    plot_training_curves(wide_rows(out / "log.csv"), plots / "training_curves.png")
+    metrics = {
+        "task": bundle.task,
+        "strategy": config.strategy["name"],
+        "seed": config.trainer.seed,
+        "params": sum(p.numel() for p in strategy.model.parameters()),
+        "train_seconds": round(summary["train_seconds"], 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "steps": summary["steps"],
+        "epochs": summary["epochs"],
+        "train_examples": len(bundle.train),
+        "device": str(device),
+        "val": val,
+        "test": report.pop("metrics"),
+        **report,
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Any]:
+    """Rebuilds a finished or checkpointed run's config, data info and strategy with its best weights."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "run.json").is_file():
+        raise ConfigError(f"{run_dir}: not a polymodal run directory (config.yaml or run.json missing)")
+    config = validate_config(
+        yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")), str(run_dir / "config.yaml")
+    )
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    manager = CheckpointManager(run_dir / "checkpoints")
+    if not (manager.folder / "best.json").is_file():
+        raise ConfigError(f"{run_dir}/checkpoints: no checkpoints (the run has not finished an epoch)")
+    try:
+        tensors, _ = manager.load("best")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    shapes = {m: tuple(s) for m, s in info["shapes"].items()}
+    out_dim = len(info["class_names"]) if info["class_names"] else 1
+    model = build_model(config.model, shapes, out_dim)
+    model.load_state_dict(tensors)
+    model.eval()
+    strategy = STRATEGIES.build(config.strategy, model=model, task=info["task"])
+    return config, info, strategy
+
+
+def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = None) -> dict[str, Any]:
+    """Scores a run's selected weights on one of its splits or on a new CSV manifest (same columns)."""
+    config, info, strategy = load_run(run_dir)
+    if data:
+        columns = info.get("columns")
+        if not columns:
+            raise ConfigError(
+                f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map"
+            )
+        dataset = _manifest(data, config.data, info["class_names"], {c: m for m, c in columns.items()})
+        name = str(data)
+    else:
+        bundle = build_data(config)
+        dataset = bundle.test if split == "test" else bundle.val
+        name = split
+    shapes = {m: tuple(s) for m, s in info["shapes"].items()}
+    collate = Collate(shapes, {m: getattr(torch, d) for m, d in info["dtypes"].items()})
+    loader = DataLoader(dataset, batch_size=config.data.eval_batch_size, collate_fn=collate)
+    device = resolve_device(config.trainer.device)
+    strategy.model.to(device)
+    report = full_report(
+        strategy.predict,
+        loader,
+        info["task"],
+        info["modalities"],
+        info["class_names"],
+        config.eval.noise_levels,
+        config.eval.seed,
+        device,
+        None,
+    )
+    return {"data": name, "examples": len(dataset), "test": report.pop("metrics"), **report}
+
+
+def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> tuple[int, int]:
+    """Embeds inputs of one modality with the run's encoder and saves an (N, D) float32 ``.npy`` atomically."""
+    check_modality(modality, "--modality")
+    config, _, strategy = load_run(run_dir)
+    if modality not in strategy.model.encoders:
+        raise ConfigError(
+            f"--modality {modality}: the run has no {modality} encoder (it has: {', '.join(strategy.model.encoders)})"
+        )
+    data = config.data
+    convert = {
+        "image": lambda x: ImageAdapter(data.image).from_file(x),
+        "audio": lambda x: AudioAdapter(data.audio).from_file(x),
+        "text": lambda x: TextAdapter(data.text).from_text(x),
+        "features": lambda x: FeaturesAdapter(data.features).from_file(x),
+    }[modality]
+    samples = [{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(inputs)]
+    batch = Collate()(samples)
+    with torch.no_grad():
+        features = strategy.model.encode(batch["inputs"], batch["lengths"])[modality]
+    buffer = io.BytesIO()
+    np.save(buffer, features.float().numpy())
+    atomic_write_bytes(out, buffer.getvalue())
+    return tuple(features.shape)  # type: ignore[return-value]

@@ -1,0 +1,56 @@
+"""The strategy contract shared by every training recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from polymodal.objectives import cross_entropy, l1_loss
+from polymodal.registry import Registry
+
+STRATEGIES = Registry("strategy")
+
+
+class Strategy:
+    """Base strategy: supervised loss on the model's output.
+
+    Subclasses override ``step`` (what one optimisation step computes) and ``predict`` (the evaluation output).
+
+    Args:
+        model: the assembled model; its ``forward(inputs, present, lengths)`` returns (B, C) outputs.
+        task: ``"classification"`` (cross-entropy) or ``"regression"`` (L1).
+    """
+
+    def __init__(self, model: nn.Module, task: str) -> None:
+        self.model = model
+        self.task = task
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """The task's supervised loss on (B, C) outputs."""
+        return cross_entropy(outputs, target) if self.task == "classification" else l1_loss(outputs, target)
+
+    def predict(self, batch: dict[str, Any]) -> Tensor:
+        """Evaluation outputs (B, C) for a batch (the model in eval mode is the caller's job)."""
+        return self.model(batch["inputs"], batch["present"], batch.get("lengths"))
+
+    def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """One training step's losses; ``"loss"`` is what the Trainer backpropagates."""
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups for the optimizer (trainable parameters only)."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    def after_backward(self) -> None:
+        """Hook between backward and the optimizer step (e.g. gradient projection)."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook at the start of every epoch (e.g. stage changes)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable strategy state saved in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores what ``state_dict`` returned."""

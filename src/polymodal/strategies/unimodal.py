@@ -1,0 +1,43 @@
+"""Unimodal training: the model sees one modality only, in training and at test time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from polymodal.data.vocab import MODALITIES
+from polymodal.errors import ConfigError
+from polymodal.registry import ComponentConfig
+from polymodal.strategies.base import STRATEGIES, Strategy
+
+
+class UnimodalConfig(ComponentConfig):
+    modality: str = "image"
+
+
+@STRATEGIES.register("unimodal", UnimodalConfig)
+class UnimodalStrategy(Strategy):
+    """Single-modality baseline: every other modality is hidden from the model.
+
+    Args:
+        model: the assembled model; it must have an encoder for ``modality``.
+        task: ``"classification"`` or ``"regression"``.
+        modality: the one modality used.
+    """
+
+    def __init__(self, model: nn.Module, task: str, modality: str) -> None:
+        super().__init__(model, task)
+        if modality not in MODALITIES or modality not in getattr(model, "modalities", MODALITIES):
+            raise ConfigError(f"strategy.modality: the model has no encoder for {modality!r}")
+        self.modality = modality
+
+    def _only(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {m: (p if m == self.modality else torch.zeros_like(p)) for m, p in batch["present"].items()}
+
+    def predict(self, batch: dict[str, Any]) -> Tensor:
+        return self.model(batch["inputs"], self._only(batch), batch.get("lengths"))
+
+    def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {"loss": self.loss(self.predict(batch), batch["target"])}

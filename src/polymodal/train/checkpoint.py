@@ -1,0 +1,175 @@
+"""Checkpoints: tensors as safetensors, everything else as JSON, each written atomically and checksummed.
+
+A checkpoint ``ckpt-00000120`` is two files: ``ckpt-00000120.safetensors`` (model weights, optimizer tensors, RNG
+states) and ``ckpt-00000120.json`` (counters, optimizer hyper-parameters, scheduler, Python/NumPy RNG, strategy
+state, and the sha256 of the tensor file). The JSON is written last, so its presence marks a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
+    """Saves contiguous CPU copies atomically; returns the file's sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        digest = sha256_file(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Splits ``optimizer.state_dict()`` into tensors (``optim.<param>.<name>``) and JSON-able rest."""
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in state["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{pid}.{name}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``flatten_optimizer``."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, entry in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+class CheckpointManager:
+    """Writes, lists, verifies and prunes the checkpoints of one run.
+
+    Args:
+        folder: the run's ``checkpoints/`` folder.
+        keep: how many step checkpoints to keep (``best`` is kept apart).
+    """
+
+    def __init__(self, folder: Path, keep: int = 2) -> None:
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def save(self, name: str, tensors: dict[str, Tensor], state: dict[str, Any]) -> Path:
+        """Writes ``name.safetensors`` then ``name.json`` (with the checksum) and prunes old step checkpoints."""
+        digest = save_tensors(self.folder / f"{name}.safetensors", tensors)
+        atomic_write_text(self.folder / f"{name}.json", json.dumps({**state, "sha256": digest}))
+        if name.startswith("ckpt-"):
+            for old in self.step_checkpoints()[: -self.keep]:
+                old.with_suffix(".json").unlink(missing_ok=True)
+                old.with_suffix(".safetensors").unlink(missing_ok=True)
+        return self.folder / f"{name}.json"
+
+    def step_checkpoints(self) -> list[Path]:
+        """Complete step checkpoints (their JSON files), oldest first."""
+        return sorted(self.folder.glob("ckpt-*.json"))
+
+    def load(self, name: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Loads and verifies one checkpoint; raises ValueError when it is incomplete or corrupt."""
+        meta_path = self.folder / f"{name}.json"
+        tensor_path = self.folder / f"{name}.safetensors"
+        try:
+            state = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{meta_path}: unreadable checkpoint state ({err})") from None
+        if not tensor_path.is_file():
+            raise ValueError(f"{tensor_path}: missing")
+        if sha256_file(tensor_path) != state.get("sha256"):
+            raise ValueError(f"{tensor_path}: checksum mismatch (truncated or corrupted)")
+        return load_file(tensor_path), state
+
+    def load_latest(self) -> tuple[dict[str, Tensor], dict[str, Any], Path] | None:
+        """The newest checkpoint that verifies, falling back over corrupt ones with a warning; None if none."""
+        for meta_path in reversed(self.step_checkpoints()):
+            try:
+                tensors, state = self.load(meta_path.stem)
+            except ValueError as err:
+                warnings.warn(f"skipping checkpoint: {err}", stacklevel=2)
+                continue
+            return tensors, state, meta_path
+        return None
+
+
+def rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Torch (and CUDA) RNG states as tensors; Python and NumPy RNG states as JSON."""
+    import random
+
+    import numpy as np
+
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return tensors, {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
+
+
+def set_rng_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Restores what ``rng_state`` returned."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))

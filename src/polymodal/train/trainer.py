@@ -1,0 +1,289 @@
+"""The one training loop. A strategy owns what a step computes; the Trainer runs it, checkpoints and logs."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from polymodal.errors import TrainingError
+from polymodal.train.checkpoint import (
+    CheckpointManager,
+    flatten_optimizer,
+    rng_state,
+    set_rng_state,
+    unflatten_optimizer,
+)
+from polymodal.train.log import CsvLog
+
+MINIMISED_METRICS = ("loss", "mae", "mse")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seeds Python, NumPy and torch; optionally asks torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("trainer.device: cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Moves every tensor of a nested dict/list batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    Args:
+        size: dataset length.
+        seed: run seed.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self.epoch, self.skip = 0, 0
+
+    def set_position(self, epoch: int, skip: int) -> None:
+        """Next iteration yields ``epoch``'s order without its first ``skip`` indices."""
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)[self.skip :]
+        return iter(order.tolist())
+
+    def __len__(self) -> int:
+        return self.size - self.skip
+
+
+def build_optimizer(groups: list[dict[str, Any]], config: Any) -> torch.optim.Optimizer:
+    if config.name == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: Any, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup, name = config.warmup_steps, config.name
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if name == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Trainer:
+    """Runs a strategy over a dataset for some epochs, with validation-based selection, checkpoints and resume.
+
+    Args:
+        strategy: owns ``model``, ``step(batch)``, ``param_groups()``, hooks and ``state_dict()``.
+        config: a ``TrainerConfig``.
+        run_dir: where ``checkpoints/`` and ``log.csv`` go.
+        collate: the batch collate function.
+        batch_size: training batch size.
+        evaluate: called at each epoch end with the strategy; returns validation metrics (used for selection).
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        strategy: Any,
+        config: Any,
+        run_dir: Path,
+        collate: Callable,
+        batch_size: int,
+        evaluate: Callable[[Any], dict[str, float]] | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        self.strategy = strategy
+        self.model: torch.nn.Module = strategy.model
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.collate = collate
+        self.batch_size = batch_size
+        self.evaluate = evaluate
+        self.num_workers = num_workers
+        self.device = resolve_device(config.device)
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=config.keep_checkpoints)
+        self.amp = config.amp and self.device.type == "cuda"
+        self.minimise = config.selection_metric in MINIMISED_METRICS
+        # Position and bookkeeping; all of it is saved in every checkpoint.
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.step = 0
+        self.best: float | None = None
+        self.train_seconds = 0.0
+
+    # ---------------------------------------------------------------- checkpoints
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim_tensors, optim_meta = flatten_optimizer(self.optimizer.state_dict())
+        rng_tensors, rng_meta = rng_state()
+        state = {
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "best": self.best,
+            "train_seconds": self.train_seconds,
+            "optimizer": optim_meta,
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_meta,
+            "strategy": self.strategy.state_dict(),
+        }
+        return {**tensors, **optim_tensors, **rng_tensors}, state
+
+    def save(self) -> Path:
+        tensors, state = self._state()
+        return self.checkpoints.save(f"ckpt-{self.step:08d}", tensors, state)
+
+    def _restore(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(unflatten_optimizer(move_to(tensors, self.device), state["optimizer"]))
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(tensors, state["rng"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.best, self.train_seconds = state["best"], state["train_seconds"]
+
+    def _save_best(self, metric: float) -> None:
+        self.best = metric
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        # The best weights are small and rewritten whole; same atomic writer as step checkpoints.
+        self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch, "metric": metric})
+
+    # ---------------------------------------------------------------- loop
+    def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        batch = move_to(batch, self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.strategy.step(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            last = self.checkpoints.step_checkpoints()
+            kept = last[-1].with_suffix(".safetensors") if last else "none"
+            raise TrainingError(
+                f"non-finite loss ({loss.item()}) at step {self.step + 1} (epoch {self.epoch + 1}); "
+                f"stopped, last good checkpoint: {kept}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.strategy.after_backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    def _end_epoch(self, log: CsvLog) -> None:
+        self.model.eval()
+        metrics = self.evaluate(self.strategy) if self.evaluate else {}
+        self.model.train()
+        log.write(self.step, self.epoch + 1, {f"val_{k}": v for k, v in metrics.items()})
+        value = metrics.get(self.config.selection_metric)
+        better = value is not None and (
+            self.best is None or (value < self.best if self.minimise else value > self.best)
+        )
+        if better or (value is None and self.evaluate is None):
+            self._save_best(value if value is not None else float(self.epoch))
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.save()
+
+    def fit(self, dataset: Dataset, resume: bool = False) -> dict[str, Any]:
+        """Trains for ``config.epochs`` epochs (continuing from the latest checkpoint when ``resume``)."""
+        self.model.to(self.device).train()
+        self.optimizer = build_optimizer(self.strategy.param_groups(), self.config.optimizer)
+        sampler = EpochSampler(len(dataset), self.config.seed)  # type: ignore[arg-type]
+        steps_per_epoch = math.ceil(len(dataset) / self.batch_size)  # type: ignore[arg-type]
+        self.scheduler = build_scheduler(self.optimizer, self.config.scheduler, steps_per_epoch * self.config.epochs)
+        resume_step = None
+        if resume:
+            latest = self.checkpoints.load_latest()
+            if latest is None:
+                raise TrainingError(f"{self.checkpoints.folder}: no usable checkpoint to resume from")
+            tensors, state, _ = latest
+            self._restore(tensors, state)
+            resume_step = self.step
+        log = CsvLog(self.run_dir / "log.csv", resume_step)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        running: dict[str, float] = {}
+        while self.epoch < self.config.epochs:
+            self.strategy.on_epoch_start(self.epoch)
+            sampler.set_position(self.epoch, self.batch_in_epoch * self.batch_size)
+            started = time.perf_counter()
+            bar = tqdm(
+                loader,
+                desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                disable=not self.config.progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            for batch in bar:
+                out = self._train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                for k, v in out.items():
+                    running[k] = running.get(k, 0.0) + v
+                running["_n"] = running.get("_n", 0.0) + 1
+                if self.step % self.config.log_every == 0:
+                    n = running.pop("_n")
+                    values = {f"train_{k}": v / n for k, v in running.items()}
+                    values["lr"] = self.scheduler.get_last_lr()[0]
+                    log.write(self.step, self.epoch + 1, values)
+                    bar.set_postfix(loss=f"{values['train_loss']:.4f}")
+                    running = {}
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self.train_seconds += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self.save()
+            bar.close()
+            self.train_seconds += time.perf_counter() - started
+            self._end_epoch(log)
+        return {"steps": self.step, "epochs": self.epoch, "best": self.best, "train_seconds": self.train_seconds}
+
+    def load_best(self) -> None:
+        """Loads the selected (best validation) weights into the model."""
+        tensors, _ = self.checkpoints.load("best")
+        self.model.load_state_dict(tensors)
+
+
+__all__ = ["EpochSampler", "Trainer", "move_to", "resolve_device", "seed_everything"]
