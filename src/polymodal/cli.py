@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolymodalError as err:
         print(f"polymodal: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system refused (permissions, a full disk, a folder where a file goes)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"polymodal: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("polymodal: interrupted", file=sys.stderr)
         return 130

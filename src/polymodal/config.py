@@ -192,6 +192,8 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
         config = RunConfig(**data)
     except ValidationError as err:
         raise ConfigError(f"{source}: {format_validation_error(err, model=RunConfig)}") from None
+    except ConfigError as err:  # raised by a field validator, e.g. an unknown modality name
+        raise ConfigError(f"{source}: {err}") from None
     try:
         config.model.encoders = {
             m: ENCODERS.validate(spec, f"model.encoders.{m}") for m, spec in config.model.encoders.items()
@@ -207,7 +209,8 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
 def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
     """Loads a bundled recipe or YAML file, applies overrides and validates the result."""
     path = resolve_recipe_path(recipe)
-    return validate_config(apply_overrides(read_yaml(path), overrides or []), str(path))
+    source = f"{path} with overrides" if overrides else str(path)
+    return validate_config(apply_overrides(read_yaml(path), overrides or []), source)
 
 
 def dump_config(config: RunConfig) -> str:

@@ -17,16 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from polymodal.config import RunConfig, dump_config, validate_config
+from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
 from polymodal.data.avdigits import AVDigits
 from polymodal.data.collate import Collate
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.splits import split_indices, subset_indices
 from polymodal.data.vocab import SEQUENCE_MODALITIES, check_modality
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 from polymodal.eval.evaluate import evaluate_split, full_report
 from polymodal.eval.plots import plot_training_curves
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
@@ -82,7 +81,9 @@ def _sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, 
     return shapes, dtypes
 
 
-def _manifest(path: str | Path, data: Any, class_names: list[str] | None, modalities: Any) -> ManifestDataset:
+def _manifest(
+    path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool
+) -> ManifestDataset:
     return ManifestDataset(
         path,
         target=data.target,
@@ -93,7 +94,17 @@ def _manifest(path: str | Path, data: Any, class_names: list[str] | None, modali
         audio=data.audio,
         text=data.text,
         features=data.features,
+        show_progress=progress,
     )
+
+
+def _check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...]], reference: Any) -> None:
+    for m, shape in dataset.shapes.items():
+        if m in shapes and tuple(shape) != tuple(shapes[m]):
+            raise DataError(
+                f"{dataset.path}: column {dataset.columns[m]!r} has {m} of shape {tuple(shape)} per sample but "
+                f"{reference} has {tuple(shapes[m])}"
+            )
 
 
 def build_data(config: RunConfig) -> DataBundle:
@@ -110,21 +121,32 @@ def build_data(config: RunConfig) -> DataBundle:
             if not getattr(data, key):
                 raise ConfigError(f"data.{key}: required for manifest data (a CSV path)")
         declared = data.modalities if isinstance(data.modalities, dict) else None
-        train = _manifest(data.train, data, None, declared)
+        progress = config.trainer.progress
+        train = _manifest(data.train, data, None, declared, progress)
+        # The training manifest fixes the shapes (from its first non-empty cell per column), not a sample that may
+        # have empty cells.
+        shapes = dict(train.shapes)
+        dtypes = {m: str(d).removeprefix("torch.") for m, d in train.dtypes.items() if d != torch.float32}
         class_names = list(train.class_names) if data.task == "classification" else None
         columns = dict(train.columns)
         by_column = {c: m for m, c in columns.items()}
         if data.val:
-            val = _manifest(data.val, data, class_names, by_column)
+            val = _manifest(data.val, data, class_names, by_column, progress)
+            _check_same_shapes(val, shapes, data.train)
         else:
             targets = train.targets.tolist() if data.task == "classification" else None
-            train_idx, val_idx = split_indices(len(train), data.val_fraction, config.trainer.seed, targets)
+            try:
+                train_idx, val_idx = split_indices(len(train), data.val_fraction, config.trainer.seed, targets)
+            except DataError as err:
+                raise DataError(f"{data.train}: {err} (add rows or give data.val)") from None
             train, val = Subset(train, train_idx), Subset(train, val_idx)
-        test = _manifest(data.test, data, class_names, by_column)
+        test = _manifest(data.test, data, class_names, by_column, progress)
+        _check_same_shapes(test, shapes, data.train)
         modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
     if data.max_train_samples:
         train = Subset(train, subset_indices(len(train), data.max_train_samples, config.trainer.seed))
-    shapes, dtypes = _sample_shapes(test if test is not None else train)
+    if columns is None:
+        shapes, dtypes = _sample_shapes(test)
     for m in modalities:
         if m not in shapes:
             raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(shapes)})")
@@ -152,7 +174,7 @@ def _check_resume(out: Path, config: RunConfig) -> None:
         raise ConfigError(f"{out}: not a polymodal run directory (no config.yaml), nothing to resume")
     if (out / "metrics.json").is_file():
         raise ConfigError(f"{out}: run already finished (metrics.json exists); nothing to resume")
-    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    saved = read_yaml(out / "config.yaml")
     mine = config.model_dump(mode="json")
     if saved != mine:
         diff = sorted(_diff_keys(saved, mine))
@@ -181,17 +203,26 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
         raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
     seed_everything(config.trainer.seed, config.trainer.deterministic)
     bundle = build_data(config)
+    # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
+    bundle.modalities = [m for m in bundle.modalities if m in config.model.encoders]
     strategy = build_strategy(config, bundle)
     device = resolve_device(config.trainer.device)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        atomic_write_text(out / "config.yaml", dump_config(config))
-        atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
+        return _fit_and_report(config, out, bundle, strategy, device, resume)
     except BaseException:
-        if created:
+        # A run that failed before its first checkpoint has nothing to resume: leave no half-written directory.
+        if created and not CheckpointManager(out / "checkpoints").step_checkpoints():
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def _fit_and_report(
+    config: RunConfig, out: Path, bundle: DataBundle, strategy: Any, device: torch.device, resume: bool
+) -> dict[str, Any]:
+    atomic_write_text(out / "config.yaml", dump_config(config))
+    atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
     val_loader = _loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
@@ -243,24 +274,41 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "run.json").is_file():
         raise ConfigError(f"{run_dir}: not a polymodal run directory (config.yaml or run.json missing)")
-    config = validate_config(
-        yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")), str(run_dir / "config.yaml")
-    )
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     manager = CheckpointManager(run_dir / "checkpoints")
     if not (manager.folder / "best.json").is_file():
         raise ConfigError(f"{run_dir}/checkpoints: no checkpoints (the run has not finished an epoch)")
+    config = validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    info = _read_run_info(run_dir / "run.json")
     try:
         tensors, _ = manager.load("best")
     except ValueError as err:
-        raise ConfigError(str(err)) from None
+        raise ConfigError(" ".join(str(err).split())) from None
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
     out_dim = len(info["class_names"]) if info["class_names"] else 1
     model = build_model(config.model, shapes, out_dim)
-    model.load_state_dict(tensors)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            f"{manager.folder}/best.safetensors: does not match the run's config.yaml ({first})"
+        ) from None
     model.eval()
     strategy = STRATEGIES.build(config.strategy, model=model, task=info["task"])
     return config, info, strategy
+
+
+def _read_run_info(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({' '.join(str(err).split())})") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{path}: not a polymodal run.json (expected a JSON object)")
+    missing = [k for k in ("task", "modalities", "shapes", "dtypes", "class_names") if k not in info]
+    if missing:
+        raise ConfigError(f"{path}: not a polymodal run.json (missing {', '.join(missing)})")
+    return info
 
 
 def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = None) -> dict[str, Any]:
@@ -272,7 +320,10 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
             raise ConfigError(
                 f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map"
             )
-        dataset = _manifest(data, config.data, info["class_names"], {c: m for m, c in columns.items()})
+        dataset = _manifest(
+            data, config.data, info["class_names"], {c: m for m, c in columns.items()}, config.trainer.progress
+        )
+        _check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, "the run's training data")
         name = str(data)
     else:
         bundle = build_data(config)

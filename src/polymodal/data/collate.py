@@ -78,3 +78,23 @@ class Collate:
         batch["target"] = torch.stack([torch.as_tensor(s["target"]) for s in samples])
         batch["index"] = torch.tensor([int(s["index"]) for s in samples], dtype=torch.long)
         return batch
+
+
+def move_to(batch: Any, device: torch.device | str) -> Any:
+    """Returns a copy of a (nested dict / list / tuple of) tensors with every tensor on ``device``.
+
+    Args:
+        batch: a tensor, or a dict, list or tuple nesting tensors; other values are returned as they are.
+        device: target device.
+
+    Returns:
+        The same structure with tensors moved.
+    """
+    if isinstance(batch, Tensor):
+        # non_blocking pairs with pinned memory on CUDA; on CPU it is a plain copy.
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {key: move_to(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(value, device) for value in batch)
+    return batch

@@ -294,9 +294,27 @@ class ManifestDataset(torch.utils.data.Dataset):
         """Decodes every cell of every input column, checking that feature dimensions agree across rows."""
         folder = self.path.parent
         inputs: dict[str, list[Tensor | None]] = {m: [] for m in self.modalities}
+        bar = tqdm(rows, desc=f"decoding {self.path.name}", unit="row", disable=None if show_progress else True)
+        try:
+            self._decode_rows(bar, adapters, source, folder, inputs)
+        except BaseException:
+            bar.leave = False  # erase the half-drawn bar so the error line stands alone
+            raise
+        finally:
+            bar.close()
+        return inputs
+
+    def _decode_rows(
+        self,
+        rows: Any,
+        adapters: dict[str, Any],
+        source: str,
+        folder: Path,
+        inputs: dict[str, list[Tensor | None]],
+    ) -> None:
+        """Appends each row's decoded cells (None for an empty cell) to ``inputs``."""
         first_dim: dict[str, tuple[int, int]] = {}  # modality -> (D, row number that set it)
-        bar = tqdm(rows, desc=f"decoding {self.path.name}", unit="row", disable=not show_progress)
-        for number, row in enumerate(bar, start=1):
+        for number, row in enumerate(rows, start=1):
             for m in self.modalities:
                 column = self.columns[m]
                 cell = row[column]
@@ -327,7 +345,6 @@ class ManifestDataset(torch.utils.data.Dataset):
                             f"{first_dim[m][0]} ({cell})"
                         )
                 inputs[m].append(value)
-        return inputs
 
     def __len__(self) -> int:
         return len(self.targets)

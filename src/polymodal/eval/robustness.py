@@ -6,12 +6,14 @@ the drivers run any ``predict(batch) -> Tensor`` callable over a loader, so this
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from polymodal.data.collate import move_to
 
 Batch = dict[str, Any]
 Predict = Callable[[Batch], Tensor]
@@ -20,25 +22,6 @@ Score = Callable[[Tensor, Tensor], float]
 # Byte-level token ids: 0 is padding, 1 is reserved, bytes 0..255 map to ids 2..257.
 FIRST_BYTE_TOKEN = 2
 LAST_BYTE_TOKEN = 257
-
-
-def move_to(batch: Any, device: torch.device | str) -> Any:
-    """Returns a copy of a (nested dict / list / tuple of) tensors with every tensor on ``device``.
-
-    Args:
-        batch: a tensor, or a dict, list or tuple nesting tensors; other values are returned as they are.
-        device: target device.
-
-    Returns:
-        The same structure with tensors moved.
-    """
-    if isinstance(batch, Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: move_to(value, device) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(value, device) for value in batch)
-    return batch
 
 
 def _copy(batch: Batch) -> Batch:
@@ -247,10 +230,16 @@ def noise_curves(
         ``{modality: [score at each level]}``.
     """
     curves: dict[str, list[float]] = {}
+    clean: list[float] = []  # level 0 leaves inputs bit-identical: score the clean data once for every modality
     for m in modalities:
         generator = torch.Generator().manual_seed(seed)
         curves[m] = []
         for level in levels:
+            if level == 0:
+                if not clean:
+                    clean.append(float(score(*collect(predict, loader, None, device))))
+                curves[m].append(clean[0])
+                continue
             noisy = partial(add_noise, modality=m, level=level, generator=generator)
             curves[m].append(float(score(*collect(predict, loader, noisy, device))))
     return curves

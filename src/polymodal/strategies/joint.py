@@ -37,9 +37,11 @@ class JointStrategy(Strategy):
         mask = torch.stack([present[m] for m in names], dim=1)  # (B, M)
         keep = torch.rand(mask.shape, device=mask.device) >= self.modality_dropout
         dropped = mask & keep
-        # A sample that would lose every modality keeps its original mask.
+        # A sample that would lose every modality keeps one of its present modalities, chosen at random.
         empty = ~dropped.any(dim=1, keepdim=True)
-        dropped = torch.where(empty, mask, dropped)
+        pick = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0).argmax(dim=1, keepdim=True)
+        rescue = torch.zeros_like(mask).scatter(1, pick, True) & mask
+        dropped = torch.where(empty, rescue, dropped)
         return {m: dropped[:, i] for i, m in enumerate(names)}
 
     def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:

@@ -47,13 +47,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    # safetensors refuses tensors that share memory (tied weights, views); those get their own copy.
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        value = value.detach().cpu().contiguous()
+        pointer = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if pointer in seen and value.numel() else value
+        seen.add(pointer)
+    return out
+
+
 def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
     """Saves contiguous CPU copies atomically; returns the file's sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+        save_file(_unshared(tensors), tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         digest = sha256_file(Path(tmp))
@@ -86,7 +98,12 @@ def unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dic
             state.setdefault(int(pid), {})[name] = value
     for pid, entry in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(entry)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    # JSON turns tuples (Adam's ``betas``) into lists; give them back their type.
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+        for g in meta["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}
 
 
 class CheckpointManager:
@@ -110,6 +127,14 @@ class CheckpointManager:
                 old.with_suffix(".json").unlink(missing_ok=True)
                 old.with_suffix(".safetensors").unlink(missing_ok=True)
         return self.folder / f"{name}.json"
+
+    def remove_partial(self) -> None:
+        """Deletes what an interrupted save leaves behind: temporary files and tensor files without their JSON."""
+        for tmp in self.folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for tensors in self.folder.glob("ckpt-*.safetensors"):
+            if not tensors.with_suffix(".json").is_file():
+                tensors.unlink(missing_ok=True)
 
     def step_checkpoints(self) -> list[Path]:
         """Complete step checkpoints (their JSON files), oldest first."""

@@ -9,30 +9,31 @@ FIELDS = ["step", "epoch", "name", "value"]
 
 
 class CsvLog:
-    """Appends rows to ``log.csv``; on resume, rows past the restored step are dropped first.
+    """Appends rows to ``log.csv``; on resume, rows written after the restored checkpoint are dropped first.
+
+    Rows are counted rather than filtered by step: an epoch's validation rows share the step of the mid-epoch
+    checkpoint saved just before them, so a step filter would keep them and the resumed run would write them again.
 
     Args:
         path: the CSV file.
-        resume_step: when resuming, the global step of the checkpoint; None for a fresh log.
+        resume_rows: when resuming, ``rows`` as saved in the checkpoint; None for a fresh log.
     """
 
-    def __init__(self, path: Path, resume_step: int | None = None) -> None:
+    def __init__(self, path: Path, resume_rows: int | None = None) -> None:
         self.path = Path(path)
-        if resume_step is None or not self.path.exists():
-            with open(self.path, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow(FIELDS)
-        else:
-            kept = [r for r in read_log(self.path) if int(r["step"]) <= resume_step]
-            with open(self.path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, FIELDS)
-                writer.writeheader()
-                writer.writerows(kept)
+        kept = read_log(self.path)[:resume_rows] if resume_rows is not None and self.path.exists() else []
+        with open(self.path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.rows = len(kept)
 
     def write(self, step: int, epoch: int, values: dict[str, float]) -> None:
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             for name, value in values.items():
                 writer.writerow([step, epoch, name, f"{value:.6g}"])
+        self.rows += len(values)
 
 
 def read_log(path: Path) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from polymodal.data.collate import move_to
 from polymodal.errors import TrainingError
 from polymodal.train.checkpoint import (
     CheckpointManager,
@@ -43,17 +44,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("trainer.device: cuda was asked for but no CUDA device is available")
     return torch.device(name)
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    """Moves every tensor of a nested dict/list batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
 
 
 class EpochSampler(Sampler[int]):
@@ -144,6 +134,10 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.train_seconds = 0.0
+        # Sums of the step outputs since the last log row (and their count, ``_n``); saved so that a resumed run
+        # logs the same averages as an uninterrupted one when checkpoints fall between log rows.
+        self.running: dict[str, float] = {}
+        self.log: CsvLog | None = None
 
     # ---------------------------------------------------------------- checkpoints
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -156,6 +150,8 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "train_seconds": self.train_seconds,
+            "running": self.running,
+            "log_rows": self.log.rows if self.log else 0,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_meta,
@@ -170,12 +166,14 @@ class Trainer:
     def _restore(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(unflatten_optimizer(move_to(tensors, self.device), state["optimizer"]))
+        # The optimizer casts its state to each parameter's device and dtype itself (keeping Adam's ``step`` on CPU).
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(tensors, state["rng"])
         self.strategy.load_state_dict(state["strategy"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.best, self.train_seconds = state["best"], state["train_seconds"]
+        self.running = dict(state["running"])
 
     def _save_best(self, metric: float) -> None:
         self.best = metric
@@ -184,26 +182,49 @@ class Trainer:
         self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch, "metric": metric})
 
     # ---------------------------------------------------------------- loop
+    def _non_finite(self, what: str, value: torch.Tensor) -> TrainingError:
+        last = self.checkpoints.step_checkpoints()
+        kept = last[-1].with_suffix(".safetensors") if last else "none"
+        return TrainingError(
+            f"non-finite {what} ({value.item()}) at step {self.step + 1} (epoch {self.epoch + 1}); "
+            f"stopped, last good checkpoint: {kept}"
+        )
+
     def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         batch = move_to(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.strategy.step(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            last = self.checkpoints.step_checkpoints()
-            kept = last[-1].with_suffix(".safetensors") if last else "none"
-            raise TrainingError(
-                f"non-finite loss ({loss.item()}) at step {self.step + 1} (epoch {self.epoch + 1}); "
-                f"stopped, last good checkpoint: {kept}"
-            )
+            raise self._non_finite("loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.strategy.after_backward()
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        # With no clipping the norm is still computed: a finite loss can have non-finite gradients.
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip or math.inf)
+        if not torch.isfinite(norm):
+            raise self._non_finite("gradient norm", norm)
         self.optimizer.step()
         self.scheduler.step()
         return {k: float(v.detach()) for k, v in out.items()}
+
+    def _accumulate(self, out: dict[str, float]) -> None:
+        self.step += 1
+        self.batch_in_epoch += 1
+        for k, v in out.items():
+            self.running[k] = self.running.get(k, 0.0) + v
+        self.running["_n"] = self.running.get("_n", 0.0) + 1
+
+    def _log_train(self, log: CsvLog, bar: Any) -> None:
+        """Writes the mean of each step output since the last write (nothing if no step ran)."""
+        n = self.running.pop("_n", 0.0)
+        if not n:
+            return
+        values = {f"train_{k}": v / n for k, v in self.running.items()}
+        values["lr"] = self.scheduler.get_last_lr()[0]
+        log.write(self.step, self.epoch + 1, values)
+        bar.set_postfix(loss=f"{values['train_loss']:.4f}")
+        self.running = {}
 
     def _end_epoch(self, log: CsvLog) -> None:
         self.model.eval()
@@ -222,20 +243,25 @@ class Trainer:
 
     def fit(self, dataset: Dataset, resume: bool = False) -> dict[str, Any]:
         """Trains for ``config.epochs`` epochs (continuing from the latest checkpoint when ``resume``)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device).train()
         self.optimizer = build_optimizer(self.strategy.param_groups(), self.config.optimizer)
         sampler = EpochSampler(len(dataset), self.config.seed)  # type: ignore[arg-type]
         steps_per_epoch = math.ceil(len(dataset) / self.batch_size)  # type: ignore[arg-type]
         self.scheduler = build_scheduler(self.optimizer, self.config.scheduler, steps_per_epoch * self.config.epochs)
-        resume_step = None
+        resume_rows = None
         if resume:
             latest = self.checkpoints.load_latest()
             if latest is None:
                 raise TrainingError(f"{self.checkpoints.folder}: no usable checkpoint to resume from")
             tensors, state, _ = latest
             self._restore(tensors, state)
-            resume_step = self.step
-        log = CsvLog(self.run_dir / "log.csv", resume_step)
+            self.checkpoints.remove_partial()
+            resume_rows = state["log_rows"]
+        self.log = log = CsvLog(self.run_dir / "log.csv", resume_rows)
+        # The loader gets its own generator: with the default one, each new iterator draws its base seed from the
+        # global torch RNG, and a run resumed mid-epoch would draw once more than the uninterrupted run.
+        loader_generator = torch.Generator()
         loader = DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -244,39 +270,33 @@ class Trainer:
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
+            generator=loader_generator,
         )
-        running: dict[str, float] = {}
         while self.epoch < self.config.epochs:
             self.strategy.on_epoch_start(self.epoch)
             sampler.set_position(self.epoch, self.batch_in_epoch * self.batch_size)
+            # Worker seeds depend only on (seed, epoch), like the sample order.
+            loader_generator.manual_seed(self.config.seed * 100_003 + self.epoch)
             started = time.perf_counter()
             bar = tqdm(
                 loader,
                 desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                disable=not self.config.progress,
+                # None: draw only on a terminal, so piped output and one-line errors stay clean.
+                disable=None if self.config.progress else True,
                 leave=False,
                 dynamic_ncols=True,
             )
             for batch in bar:
-                out = self._train_step(batch)
-                self.step += 1
-                self.batch_in_epoch += 1
-                for k, v in out.items():
-                    running[k] = running.get(k, 0.0) + v
-                running["_n"] = running.get("_n", 0.0) + 1
+                self._accumulate(self._train_step(batch))
                 if self.step % self.config.log_every == 0:
-                    n = running.pop("_n")
-                    values = {f"train_{k}": v / n for k, v in running.items()}
-                    values["lr"] = self.scheduler.get_last_lr()[0]
-                    log.write(self.step, self.epoch + 1, values)
-                    bar.set_postfix(loss=f"{values['train_loss']:.4f}")
-                    running = {}
+                    self._log_train(log, bar)
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                     self.train_seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     self.save()
             bar.close()
             self.train_seconds += time.perf_counter() - started
+            self._log_train(log, bar)  # the epoch's last, partial window
             self._end_epoch(log)
         return {"steps": self.step, "epochs": self.epoch, "best": self.best, "train_seconds": self.train_seconds}
 
@@ -286,4 +306,4 @@ class Trainer:
         self.model.load_state_dict(tensors)
 
 
-__all__ = ["EpochSampler", "Trainer", "move_to", "resolve_device", "seed_everything"]
+__all__ = ["EpochSampler", "Trainer", "resolve_device", "seed_everything"]

@@ -1,0 +1,315 @@
+"""Bad input gets a clear error: one line on stderr naming the file or key, exit status 2, nothing half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from polymodal.cli import main
+
+TRAIN = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
+QUIET = "trainer.progress=false"  # no progress bars, so stderr holds only the error line
+FAST = ["trainer.epochs=1", QUIET]
+
+
+def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], *fragments: str) -> str:
+    """Runs the CLI in-process and checks the error contract; returns the error line."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("polymodal: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` -> its sha256, to prove nothing changed."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def small_data(
+    tmp_path: Path, digit_manifest: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Path]:
+    """Writes tiny train.csv/test.csv in ``tmp_path`` (the working directory) and returns the files folder."""
+    monkeypatch.chdir(tmp_path)
+
+    def make(**kwargs: object) -> Path:
+        digit_manifest("train.csv", rows=20, **kwargs)
+        digit_manifest("test.csv", rows=10, offset=20, **kwargs)
+        return tmp_path / "files"
+
+    return make
+
+
+# 1-5: bad data files referenced by a manifest
+
+
+def test_missing_file(capsys, tmp_path, small_data):
+    files = small_data(columns=("image", "text"))
+    (files / "train_4.png").unlink()
+    fails_cleanly(
+        capsys, [*TRAIN, QUIET, "--out", "RUN"], "train.csv", "row 5", "'image'", "file not found", "train_4.png"
+    )
+    assert not (tmp_path / "RUN").exists()
+
+
+@pytest.mark.parametrize(
+    ("write", "problem"),
+    [
+        (lambda p: p.write_bytes(np.random.default_rng(0).bytes(3000)), "not a readable WAV file"),
+        (lambda p: wavfile.write(p, 8000, np.zeros(0, dtype=np.int16)), "contains no samples"),
+    ],
+    ids=["corrupt", "empty"],
+)
+def test_bad_wav(capsys, tmp_path, small_data, write, problem):
+    files = small_data(columns=("audio", "text"))
+    write(files / "train_2.wav")
+    fails_cleanly(capsys, [*TRAIN, QUIET, "--out", "RUN"], "train.csv", "row 3", "'audio'", "train_2.wav", problem)
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_unreadable_image(capsys, tmp_path, small_data):
+    files = small_data(columns=("image", "text"))
+    (files / "train_0.png").write_bytes(b"this is not a png" * 20)
+    fails_cleanly(capsys, [*TRAIN, QUIET, "--out", "RUN"], "train.csv", "row 1", "train_0.png", "not a readable image")
+    assert not (tmp_path / "RUN").exists()
+
+
+class _Trap:
+    """Unpickling this creates the file ``marker``: proof that a loader ran pickle."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize(
+    ("array", "problem"),
+    [
+        (np.zeros((2, 3, 6), dtype=np.float32), "expected shape (D,) or (T, D), got shape (2, 3, 6)"),
+        (np.array(["one", "two"]), "expected a numeric array, got dtype <U3"),
+        ("pickle", "pickled Python objects, which are refused"),
+    ],
+    ids=["3d", "strings", "object"],
+)
+def test_bad_npy(capsys, tmp_path, small_data, array, problem):
+    files = small_data(columns=("text",), features=True)
+    marker = tmp_path / "unpickled"
+    if isinstance(array, str):
+        array = np.array([_Trap(str(marker)), 1], dtype=object)
+    np.save(files / "train_6.npy", array, allow_pickle=True)
+    fails_cleanly(capsys, [*TRAIN, QUIET, "--out", "RUN"], "train.csv", "row 7", "'features'", "train_6.npy", problem)
+    assert not marker.exists()
+    assert not (tmp_path / "RUN").exists()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features(capsys, tmp_path, small_data, bad):
+    files = small_data(columns=("text",), features=True)
+    array = np.ones((4, 6), dtype=np.float32)
+    array[1, 2] = bad
+    np.save(files / "test_23.npy", array)
+    fails_cleanly(
+        capsys, [*TRAIN, QUIET, "--out", "RUN"], "test.csv", "row 4", "test_23.npy", "contains NaN or inf values"
+    )
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_too_few_rows_to_carve_validation(capsys, tmp_path, digit_manifest, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    digit_manifest("train.csv", rows=10, columns=("text",))  # one row per class: nothing to spare
+    digit_manifest("test.csv", rows=10, offset=10, columns=("text",))
+    fails_cleanly(capsys, [*TRAIN, QUIET, "--out", "RUN"], "train.csv", "validation split", "data.val")
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_missing_target_column(capsys, tmp_path, small_data):
+    small_data(columns=("text",))
+    argv = [*TRAIN[:-1], "data.target=digit", QUIET, "--out", "RUN"]
+    fails_cleanly(capsys, argv, "train.csv", "target column 'digit' not found", "label")
+    assert not (tmp_path / "RUN").exists()
+
+
+# 7-10: bad recipes and overrides
+
+
+def test_bad_yaml(capsys, tmp_path):
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("data:\n  name: manifest\n  train: [a.csv\ntrainer: {epochs: 1}\n", encoding="utf-8")
+    fails_cleanly(capsys, ["train", str(recipe), "--out", str(tmp_path / "RUN")], "broken.yaml", "invalid YAML")
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_unknown_recipe(capsys, tmp_path):
+    line = fails_cleanly(capsys, ["train", "no-such-recipe", "--out", str(tmp_path / "RUN")], "'no-such-recipe'")
+    assert "manifest-joint" in line  # lists the bundled recipes
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_unknown_key_in_recipe(capsys, tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("model:\n  encoders: {image: {name: lenet}}\ntrainer:\n  epochz: 3\n", encoding="utf-8")
+    fails_cleanly(capsys, ["train", str(recipe), "--out", str(tmp_path / "RUN")], "typo.yaml", "trainer.epochz")
+    assert not (tmp_path / "RUN").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("trainer.epochs=abc", ("trainer.epochs", "integer")),
+        ("trainer.epochz=3", ("trainer.epochz", "unknown key")),
+        ("model.encoders.image.widht=8", ("model.encoders.image.widht", "unknown key")),
+        ("model.fusion.name=nope", ("model.fusion.name", "'nope'", "concat")),
+    ],
+)
+def test_bad_override(capsys, tmp_path, override, fragments):
+    fails_cleanly(capsys, ["train", "avdigits-joint", override, "--out", str(tmp_path / "RUN")], *fragments)
+    assert not (tmp_path / "RUN").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("data.modalities={col: smell}", ("data.modalities", "'smell'", "image, audio, text, features")),
+        ("data.modalities=[smell]", ("data.modalities", "'smell'")),
+        ("model.encoders={smell: {name: lenet}}", ("model.encoders", "'smell'", "image, audio, text, features")),
+    ],
+)
+def test_unknown_modality(capsys, tmp_path, override, fragments):
+    fails_cleanly(capsys, ["train", "manifest-joint", override, "--out", str(tmp_path / "RUN")], *fragments)
+    assert not (tmp_path / "RUN").exists()
+
+
+# 11: eval / embed on a directory that is not a trained run
+
+
+@pytest.mark.parametrize("contents", ["empty", "config-only", "no-checkpoint"])
+@pytest.mark.parametrize("command", ["eval", "embed"])
+def test_eval_embed_without_checkpoints(capsys, tmp_path, contents, command):
+    run = tmp_path / "RUN"
+    run.mkdir()
+    if contents != "empty":
+        (run / "config.yaml").write_text("model:\n  encoders: {image: {name: lenet}}\n", encoding="utf-8")
+    if contents == "no-checkpoint":
+        (run / "run.json").write_text("{}", encoding="utf-8")
+        (run / "checkpoints").mkdir()
+    before = snapshot(run)
+    out = tmp_path / "e.npy"
+    argv = (
+        ["eval", str(run)] if command == "eval" else ["embed", str(run), "--modality", "text", "hi", "--out", str(out)]
+    )
+    fails_cleanly(capsys, argv, str(run))
+    assert snapshot(run) == before
+    assert not out.exists()
+
+
+def test_eval_missing_run_dir(capsys, tmp_path):
+    fails_cleanly(capsys, ["eval", str(tmp_path / "nowhere")], "nowhere", "not a polymodal run directory")
+
+
+# 12: --resume on a finished run and on a foreign run
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path, small_data: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> Path:
+    small_data(columns=("text",))
+    args = [*TRAIN, *FAST, "model.encoders={text: {name: transformer, dim: 16, depth: 1, heads: 2}}"]
+    assert main([*args, "--out", "RUN"]) == 0
+    capsys.readouterr()
+    return tmp_path / "RUN"
+
+
+def test_resume_refuses_finished_and_foreign_runs(capsys, finished_run):
+    args = [*TRAIN, *FAST, "model.encoders={text: {name: transformer, dim: 16, depth: 1, heads: 2}}"]
+    before = snapshot(finished_run)
+    fails_cleanly(capsys, [*args, "--out", "RUN", "--resume"], "RUN", "already finished", "metrics.json")
+    assert snapshot(finished_run) == before
+
+    # An interrupted run (no metrics.json) resumed with a different config is someone else's run.
+    (finished_run / "metrics.json").unlink()
+    before = snapshot(finished_run)
+    fails_cleanly(capsys, [*args, "trainer.seed=5", "--out", "RUN", "--resume"], "RUN", "trainer.seed")
+    assert snapshot(finished_run) == before
+
+    # Not resuming: an existing run directory is never overwritten.
+    fails_cleanly(capsys, [*args, "--out", "RUN"], "RUN", "already exists")
+    assert snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"),
+    [
+        (lambda run: (run / "config.yaml").write_text("data: [oops\n", encoding="utf-8"), ("config.yaml", "YAML")),
+        (lambda run: (run / "run.json").write_text("{oops", encoding="utf-8"), ("run.json", "not valid JSON")),
+        (
+            lambda run: (run / "checkpoints" / "best.safetensors").write_bytes(b"\0" * 64),
+            ("best.safetensors", "checksum mismatch"),
+        ),
+    ],
+    ids=["config", "run-json", "weights"],
+)
+def test_eval_on_a_damaged_run(capsys, finished_run, damage, fragments):
+    damage(finished_run)
+    before = snapshot(finished_run)
+    fails_cleanly(capsys, ["eval", str(finished_run)], *fragments)
+    out = finished_run.parent / "e.npy"
+    fails_cleanly(capsys, ["embed", str(finished_run), "--modality", "text", "hi", "--out", str(out)], *fragments)
+    assert snapshot(finished_run) == before
+    assert not out.exists()
+
+
+def test_resume_needs_a_run_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fails_cleanly(capsys, ["train", "avdigits-joint", "--resume"], "--resume", "--out")
+    fails_cleanly(capsys, ["train", "avdigits-joint", "--resume", "--out", "RUN"], "RUN", "nothing to resume")
+    assert not (tmp_path / "RUN").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+# The real command: no traceback, exit status 2.
+
+
+def _polymodal(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "polymodal", *argv], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_subprocess_bad_override(tmp_path):
+    result = _polymodal("train", "manifest-joint", "trainer.epochs=abc", "--out", "RUN", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("polymodal: error: ") and "trainer.epochs" in line
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_subprocess_corrupt_wav(tmp_path, digit_manifest):
+    digit_manifest("train.csv", rows=20, columns=("audio",))
+    digit_manifest("test.csv", rows=4, offset=20, columns=("audio",))
+    (tmp_path / "files" / "test_22.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    result = _polymodal(*TRAIN[:2], *TRAIN[2:], *FAST, "--out", "RUN", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("polymodal: error: ")
+    assert "test.csv" in line and "test_22.wav" in line and "not a readable WAV file" in line
+    assert not (tmp_path / "RUN").exists()

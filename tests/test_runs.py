@@ -1,0 +1,243 @@
+"""End to end through the CLI: a user's own CSV manifest of real digits -> train -> eval -> embed, and the recipes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from torch.utils.data import Subset
+
+import polymodal.runs
+from polymodal.cli import main
+from polymodal.config import bundled_recipes, load_config, recipe_summary
+from polymodal.data.avdigits import AVDigits
+from polymodal.errors import TrainingError
+
+TRAIN = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
+FAST = ["trainer.epochs=2", "trainer.progress=false"]
+METRIC_KEYS = {"task", "strategy", "seed", "params", "train_seconds", "val", "test", "per_modality", "missing"}
+
+
+def train_in(folder: Path, *argv: str) -> Path:
+    """Runs ``polymodal train`` with ``folder`` as the working directory; returns the run directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert main([*argv, "--out", "RUN"]) == 0
+    return folder / "RUN"
+
+
+def rename_columns(manifest: Path, names: dict[str, str]) -> None:
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[0] = ",".join(names.get(c, c) for c in lines[0].strip().split(",")) + "\n"
+    manifest.write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory: pytest.TempPathFactory, digit_manifest_writer: Callable[..., Path]) -> Path:
+    """A finished manifest-joint run on 60 training rows of image (png), audio (wav) and inline text."""
+    root = tmp_path_factory.mktemp("user")
+    digit_manifest_writer(root, "train.csv", rows=60)
+    digit_manifest_writer(root, "test.csv", rows=20, offset=60)
+    digit_manifest_writer(root, "other.csv", rows=10, offset=80)
+    return train_in(root, *TRAIN, *FAST)
+
+
+def test_run_directory(user_run: Path):
+    root = user_run.parent
+    config = yaml.safe_load((user_run / "config.yaml").read_text(encoding="utf-8"))
+    # Resolved: every default filled in, data paths absolute so eval works from anywhere.
+    assert config["data"]["train"] == str(root / "train.csv") and config["data"]["test"] == str(root / "test.csv")
+    assert config["trainer"]["epochs"] == 2 and config["model"]["encoders"]["image"]["name"] == "lenet"
+    assert load_config(str(user_run / "config.yaml")).model_dump(mode="json") == config
+
+    info = json.loads((user_run / "run.json").read_text(encoding="utf-8"))
+    assert info["task"] == "classification" and info["class_names"] == [str(d) for d in range(10)]
+    assert info["modalities"] == ["image", "audio", "text"]
+    assert info["columns"] == {"image": "image", "audio": "audio", "text": "text"}
+
+    metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
+    assert METRIC_KEYS <= set(metrics)
+    assert (metrics["task"], metrics["strategy"], metrics["seed"]) == ("classification", "joint", 0)
+    assert metrics["params"] > 0 and metrics["train_seconds"] > 0 and metrics["epochs"] == 2
+    for split in ("val", "test"):
+        assert set(metrics[split]) == {"accuracy", "macro_f1"}
+        assert 0.0 <= metrics[split]["accuracy"] <= 1.0
+    assert set(metrics["per_modality"]) == set(metrics["missing"]) == {"image", "audio", "text"}
+
+    with (user_run / "log.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"step", "epoch", "name", "value"} <= set(rows[0])
+    assert {"val_accuracy", "val_macro_f1"} <= {r["name"] for r in rows}
+
+    checkpoints = user_run / "checkpoints"
+    assert (checkpoints / "best.safetensors").is_file() and (checkpoints / "best.json").is_file()
+    saved = sorted(p.stem for p in checkpoints.glob("*.safetensors"))
+    assert saved == sorted(p.stem for p in checkpoints.glob("*.json")) and len(saved) >= 2
+    assert not list(user_run.rglob("*.tmp"))
+    plots = sorted(p.name for p in (user_run / "plots").glob("*.png"))
+    assert "training_curves.png" in plots and "confusion_matrix.png" in plots
+    for name in plots:
+        with Image.open(user_run / "plots" / name) as image:
+            assert image.width > 100 and image.height > 100
+
+
+def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the run's folder: config.yaml holds absolute paths
+    assert main(["eval", str(user_run), "--data", str(user_run.parent / "other.csv")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["data"] == str(user_run.parent / "other.csv") and result["examples"] == 10
+    assert set(result["test"]) == {"accuracy", "macro_f1"}
+    assert set(result["per_modality"]) == {"image", "audio", "text"}
+
+    assert main(["eval", str(user_run), "--split", "val"]) == 0
+    val = json.loads(capsys.readouterr().out)
+    metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
+    assert val["test"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+
+
+def test_eval_on_a_manifest_without_the_run_columns(user_run: Path, tmp_path: Path, capsys):
+    other = tmp_path / "wrong.csv"
+    other.write_text("id,picture,label\n1,a.png,3\n", encoding="utf-8")
+    assert main(["eval", str(user_run), "--data", str(other)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "wrong.csv" in line and "'image'" in line and "not found" in line
+
+
+def test_embed_images_audio_and_text(user_run: Path, tmp_path: Path, capsys):
+    digits = np.zeros((28, 28), dtype=np.uint8)
+    digits[6:22, 12:16] = 255
+    Image.fromarray(digits, mode="L").save(tmp_path / "a.png")
+    Image.fromarray(digits, mode="L").resize((40, 30)).convert("RGB").save(tmp_path / "b.png")
+    wav = sorted((user_run.parent / "files").glob("test_*.wav"))[:3]
+    cases = {
+        "image": [str(tmp_path / "a.png"), str(tmp_path / "b.png")],
+        "text": ["seven", "three"],
+        "audio": [str(p) for p in wav],
+    }
+    for modality, inputs in cases.items():
+        out = tmp_path / f"{modality}.npy"
+        assert main(["embed", str(user_run), "--modality", modality, *inputs, "--out", str(out)]) == 0
+        assert str(out) in capsys.readouterr().out
+        embeddings = np.load(out, allow_pickle=False)
+        assert embeddings.dtype == np.float32 and embeddings.shape == (len(inputs), 64)
+        assert np.isfinite(embeddings).all()
+    text = np.load(tmp_path / "text.npy")
+    assert not np.allclose(text[0], text[1])
+
+
+def test_embed_a_modality_the_run_lacks(user_run: Path, tmp_path: Path, capsys):
+    out = tmp_path / "e.npy"
+    assert main(["embed", str(user_run), "--modality", "features", "x.npy", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--modality features" in line and "image, audio, text" in line
+    assert not out.exists()
+
+
+def test_declared_columns_and_missing_cells(tmp_path: Path, digit_manifest: Callable[..., Path]):
+    digit_manifest("train.csv", rows=30, empty_audio=(0, 7))
+    digit_manifest("test.csv", rows=10, offset=30, empty_audio=(0,))  # the first test row has no audio
+    for name in ("train.csv", "test.csv"):
+        rename_columns(tmp_path / name, {"image": "photo", "audio": "clip"})
+    run = train_in(
+        tmp_path,
+        *TRAIN,
+        *FAST,
+        "data.modalities={photo: image, clip: audio}",  # the text column is not an input
+        "model.encoders={image: {name: lenet, out_dim: 16}, audio: {name: spec_cnn, out_dim: 16}}",
+    )
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["columns"] == {"image": "photo", "audio": "clip"}
+    assert info["modalities"] == ["image", "audio"]
+    assert info["shapes"] == {"image": [1, 28, 28], "audio": [1, 32, 64]}
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["per_modality"]) == {"image", "audio"}
+    assert np.isfinite(metrics["test"]["accuracy"])
+
+
+def test_features_column(tmp_path: Path, digit_manifest: Callable[..., Path], capsys):
+    digit_manifest("train.csv", rows=40, columns=("text",), features=True)
+    digit_manifest("test.csv", rows=10, offset=40, columns=("text",), features=True)
+    run = train_in(tmp_path, *TRAIN, *FAST, "model.encoders={features: {name: transformer, dim: 16, depth: 1}}")
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["shapes"]["features"] == [6]
+    # The text column has no encoder, so it is not scored as an input.
+    assert info["modalities"] == ["features"]
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["per_modality"]) == set(metrics["missing"]) == {"features"}
+    capsys.readouterr()
+    npy = sorted((tmp_path / "files").glob("test_*.npy"))[:2]
+    out = tmp_path / "f.npy"
+    assert main(["embed", str(run), "--modality", "features", *map(str, npy), "--out", str(out)]) == 0
+    assert np.load(out).shape == (2, 16)
+
+
+def test_test_manifest_with_other_feature_dimension(tmp_path: Path, digit_manifest, capsys, monkeypatch):
+    digit_manifest("train.csv", rows=20, columns=(), features=True)
+    digit_manifest("test.csv", rows=10, offset=20, columns=(), features=True)
+    for p in sorted((tmp_path / "files").glob("test_*.npy")):
+        np.save(p, np.zeros((3, 5), dtype=np.float32))
+    monkeypatch.chdir(tmp_path)
+    argv = [*TRAIN, *FAST, "model.encoders={features: {name: transformer, dim: 16, depth: 1}}", "--out", "RUN"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "test.csv" in line and "'features'" in line and "(5,)" in line and "(6,)" in line
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_failure_before_first_checkpoint_leaves_no_run_dir(tmp_path, digit_manifest, capsys, monkeypatch):
+    digit_manifest("train.csv", rows=20, columns=("text",))
+    digit_manifest("test.csv", rows=10, offset=20, columns=("text",))
+
+    def diverge(self, *args, **kwargs):
+        raise TrainingError("loss is nan at step 1")
+
+    monkeypatch.setattr(polymodal.runs.Trainer, "fit", diverge)
+    monkeypatch.chdir(tmp_path)
+    argv = [*TRAIN, *FAST, "model.encoders={text: {name: transformer, dim: 16, depth: 1}}", "--out", "RUN"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == "polymodal: error: loss is nan at step 1"
+    assert not (tmp_path / "RUN").exists()
+
+
+def test_avdigits_joint_smoke(tmp_path: Path, monkeypatch):
+    # Scoring is most of the cost (each test sample is scored once per modality subset), so val and test are cut
+    # to their first 300 samples here; the full demo scores all of them.
+    def first_300(split: str, **kwargs: object) -> object:
+        dataset = AVDigits(split, **kwargs)
+        return dataset if split == "train" else Subset(dataset, range(300))
+
+    monkeypatch.setattr(polymodal.runs, "AVDigits", first_300)
+    argv = ["train", "avdigits-joint", "data.max_train_samples=256", "trainer.epochs=1", "trainer.progress=false"]
+    run = train_in(tmp_path, *argv, "eval.noise_levels=[0.0, 1.0]")
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["train_examples"] == 256 and metrics["epochs"] == 1
+    assert set(metrics["per_modality"]) == set(metrics["missing"]) == {"image", "audio", "text"}
+    assert set(metrics["test"]) == {"accuracy", "macro_f1"}
+    assert metrics["noise"]["levels"] == [0.0, 1.0]
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["columns"] is None
+
+
+@pytest.mark.parametrize("name", sorted(bundled_recipes()))
+def test_bundled_recipe_loads(name: str):
+    config = load_config(name)
+    assert config.model.encoders
+    text = bundled_recipes()[name].read_text(encoding="utf-8")
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert header and any("polymodal train" in line for line in header)  # says how to run it
+
+
+def test_recipes_command_lists_each_with_its_summary(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    recipes = bundled_recipes()
+    assert len(lines) == len(recipes)
+    for line, name in zip(lines, sorted(recipes), strict=True):
+        summary = recipe_summary(recipes[name])
+        assert summary and line.split()[0] == name and line.endswith(summary)

@@ -1,0 +1,198 @@
+"""The training loop on a toy task: learning, sample order, LR schedule, NaN guard, log, and what it imports."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ToyDataset
+
+from polymodal.config import OptimizerConfig, SchedulerConfig
+from polymodal.errors import TrainingError
+from polymodal.train.log import read_log, wide_rows
+from polymodal.train.trainer import EpochSampler, build_optimizer, build_scheduler
+
+
+def test_trainer_reduces_the_loss(make_trainer) -> None:
+    trainer = make_trainer(epochs=6, optimizer={"name": "adamw", "lr": 0.05}, scheduler={"name": "constant"})
+    data = ToyDataset(32)
+    before = trainer.evaluate(trainer.strategy)["loss"]
+    summary = trainer.fit(data)
+    after = trainer.evaluate(trainer.strategy)["loss"]
+    assert summary["steps"] == 6 * 8 and summary["epochs"] == 6
+    assert after < 0.7 * before
+    rows = wide_rows(trainer.run_dir / "log.csv")
+    assert len(rows) == 48
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[0]["train_double"] == pytest.approx(2 * rows[0]["train_loss"], rel=1e-5)
+    assert {"val_accuracy", "val_loss"} <= set(rows[7])  # validation at the end of each epoch
+
+
+def test_epoch_sampler_depends_only_on_seed_and_epoch() -> None:
+    first, second = EpochSampler(10, seed=3), EpochSampler(10, seed=3)
+    torch.manual_seed(99)  # the global RNG plays no part
+    first.set_position(epoch=2, skip=0)
+    second.set_position(epoch=2, skip=0)
+    order = list(first)
+    assert sorted(order) == list(range(10))
+    assert list(second) == order and list(first) == order
+    second.set_position(epoch=3, skip=0)
+    assert list(second) != order
+    other_seed = EpochSampler(10, seed=4)
+    other_seed.set_position(epoch=2, skip=0)
+    assert list(other_seed) != order
+    first.set_position(epoch=2, skip=4)
+    assert list(first) == order[4:] and len(first) == 6
+
+
+def lr_after(steps: int, scheduler: SchedulerConfig, total: int) -> float:
+    optimizer = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}], OptimizerConfig(lr=1.0))
+    schedule = build_scheduler(optimizer, scheduler, total)
+    for _ in range(steps):
+        optimizer.step()
+        schedule.step()
+    return optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        (0, 0.5),  # warmup: (step + 1) / warmup, so the first step already trains
+        (1, 1.0),
+        (2, 1.0),  # cosine starts at warmup_steps
+        (4, 0.5 * (1 + math.cos(math.pi / 4))),  # progress 2/8
+        (6, 0.5),  # progress 4/8
+        (10, 0.0),
+        (12, 0.0),  # clamped past the end
+    ],
+)
+def test_warmup_cosine_schedule(steps: int, expected: float) -> None:
+    lr = lr_after(steps, SchedulerConfig(name="cosine", warmup_steps=2), total=10)
+    assert lr == pytest.approx(expected, abs=1e-12)
+
+
+def test_constant_schedule_after_warmup() -> None:
+    scheduler = SchedulerConfig(name="constant", warmup_steps=4)
+    assert [lr_after(s, scheduler, total=10) for s in (0, 3, 9)] == pytest.approx([0.25, 1.0, 1.0])
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(make_trainer) -> None:
+    data = ToyDataset(16)  # 4 steps per epoch
+    trainer = make_trainer(nan_at=7, epochs=3, checkpoint_every=5)
+    with pytest.raises(TrainingError) as err:
+        trainer.fit(data)
+    folder = trainer.run_dir / "checkpoints"
+    message = str(err.value)
+    assert "non-finite loss" in message and "at step 7 " in message
+    assert f"last good checkpoint: {folder / 'ckpt-00000005.safetensors'}" in message
+    # Step 4 (end of epoch 1) and step 5 were saved; nothing after the NaN.
+    assert [p.name for p in trainer.checkpoints.step_checkpoints()] == ["ckpt-00000004.json", "ckpt-00000005.json"]
+    tensors, state = trainer.checkpoints.load("ckpt-00000005")
+    assert state["step"] == 5 and state["strategy"] == {"calls": 5}
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
+
+    resumed = make_trainer(epochs=3, checkpoint_every=5)
+    summary = resumed.fit(data, resume=True)
+    assert summary["steps"] == 12
+    assert all(math.isfinite(float(r["value"])) for r in read_log(resumed.run_dir / "log.csv"))
+
+
+def test_nan_before_any_checkpoint_says_none(make_trainer) -> None:
+    with pytest.raises(TrainingError, match=r"at step 1 \(epoch 1\); stopped, last good checkpoint: none"):
+        make_trainer(nan_at=1).fit(ToyDataset(8))
+
+
+def test_log_has_rows_for_each_logged_step(make_trainer) -> None:
+    trainer = make_trainer(epochs=1, log_every=2)
+    trainer.fit(ToyDataset(16))
+    rows = read_log(trainer.run_dir / "log.csv")
+    assert [(r["step"], r["name"]) for r in rows] == [
+        ("2", "train_loss"),
+        ("2", "train_double"),
+        ("2", "lr"),
+        ("4", "train_loss"),
+        ("4", "train_double"),
+        ("4", "lr"),
+        ("4", "val_accuracy"),
+        ("4", "val_loss"),
+    ]
+
+
+def test_resume_matches_uninterrupted_run(make_trainer, tmp_path: Path) -> None:
+    # log_every does not divide checkpoint_every, so a resumed run needs the saved running sums.
+    settings = {"epochs": 2, "checkpoint_every": 3, "log_every": 4, "keep_checkpoints": 10}
+    data = ToyDataset(20)  # 5 steps per epoch
+    whole = make_trainer(**settings)
+    whole.fit(data)
+    whole_log = (whole.run_dir / "log.csv").read_text()
+    whole_weights = {k: v.clone() for k, v in whole.model.state_dict().items()}
+
+    for stop in ("ckpt-00000003", "ckpt-00000005", "ckpt-00000006"):
+        folder = whole.run_dir / "checkpoints"
+        for path in folder.iterdir():
+            if path.stem > stop and path.stem.startswith("ckpt-"):
+                path.unlink()  # as if killed right after saving ``stop``
+        resumed = make_trainer(seed=1, **settings)  # another init: the checkpoint must overwrite it
+        resumed.config = whole.config
+        resumed.fit(data, resume=True)
+        assert (resumed.run_dir / "log.csv").read_text() == whole_log, stop
+        for key, value in whole_weights.items():
+            torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_train_package_imports_no_modalities_or_models() -> None:
+    code = (
+        "import sys, polymodal.train, polymodal.train.trainer, polymodal.train.checkpoint, polymodal.train.log\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('polymodal.modalities', 'polymodal.models'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_resume_after_kill_between_validation_and_epoch_checkpoint(make_trainer) -> None:
+    # The mid-epoch checkpoint at the epoch's last step shares its step with the validation rows written after it;
+    # resuming from it must not write those rows twice.
+    settings = {"epochs": 2, "checkpoint_every": 5, "log_every": 2}
+    data = ToyDataset(20)  # 5 steps per epoch
+    whole = make_trainer(**settings)
+    whole.fit(data)
+    whole_log = (whole.run_dir / "log.csv").read_text()
+    for path in (whole.run_dir / "checkpoints").iterdir():
+        path.unlink()
+    (whole.run_dir / "log.csv").unlink()
+
+    killed = make_trainer(**settings)
+    save, calls = killed.save, []
+
+    def save_then_die() -> Path:
+        calls.append(killed.step)
+        if len(calls) == 2:  # the end-of-epoch save at step 5, after the validation rows
+            raise KeyboardInterrupt
+        return save()
+
+    killed.save = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(data)
+    assert calls == [5, 5]
+    resumed = make_trainer(**settings)
+    resumed.fit(data, resume=True)
+    assert (resumed.run_dir / "log.csv").read_text() == whole_log
+
+
+def test_non_finite_gradient_with_finite_loss_stops(make_trainer) -> None:
+    trainer = make_trainer(epochs=1)
+    step = trainer.strategy.step
+
+    def infinite_gradient(batch):
+        out = step(batch)
+        weight = next(trainer.model.parameters())
+        # sqrt at 0 has a finite value and an infinite derivative.
+        return {**out, "loss": out["loss"] + torch.sqrt(weight.sum() * 0.0)}
+
+    trainer.strategy.step = infinite_gradient
+    with pytest.raises(TrainingError, match=r"non-finite gradient norm \(.*\) at step 1 \(epoch 1\)"):
+        trainer.fit(ToyDataset(8))
