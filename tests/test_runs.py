@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 from torch.utils.data import Subset
 
+import polymodal.data.sources
 import polymodal.runs
 from polymodal.cli import main
 from polymodal.config import bundled_recipes, load_config, recipe_summary
@@ -212,7 +213,7 @@ def test_avdigits_joint_smoke(tmp_path: Path, monkeypatch):
         dataset = AVDigits(split, **kwargs)
         return dataset if split == "train" else Subset(dataset, range(300))
 
-    monkeypatch.setattr(polymodal.runs, "AVDigits", first_300)
+    monkeypatch.setattr(polymodal.data.sources, "AVDigits", first_300)
     argv = ["train", "avdigits-joint", "data.max_train_samples=256", "trainer.epochs=1", "trainer.progress=false"]
     run = train_in(tmp_path, *argv, "eval.noise_levels=[0.0, 1.0]")
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))

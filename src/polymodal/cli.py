@@ -24,9 +24,9 @@ def _default_out(recipe: str) -> Path:
 def _absolute_data_paths(config: object) -> None:
     # Resolved configs hold absolute paths so that eval/resume work from any working directory.
     data = config.data  # type: ignore[attr-defined]
-    for key in ("train", "val", "test"):
+    for key in ("root", "train", "val", "test"):
         value = getattr(data, key)
-        if value and data.name == "manifest":
+        if value:
             setattr(data, key, str(Path(value).expanduser().resolve()))
 
 

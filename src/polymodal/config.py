@@ -14,13 +14,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from polymodal.data.sources import DATASETS
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
 from polymodal.modalities.audio import AudioConfig
 from polymodal.modalities.features import FeaturesConfig
 from polymodal.modalities.image import ImageConfig
 from polymodal.modalities.text import TextConfig
+from polymodal.models import ENCODERS, FUSIONS, HEADS
 from polymodal.registry import format_validation_error
+from polymodal.strategies import STRATEGIES
 
 
 class Section(BaseModel):
@@ -30,7 +33,8 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Which data, how it is split and batched, and how each modality is converted."""
 
-    name: Literal["avdigits", "manifest"] = "avdigits"
+    name: str = "avdigits"
+    root: str | None = None
     train: str | None = None
     val: str | None = None
     test: str | None = None
@@ -46,6 +50,15 @@ class DataConfig(Section):
     audio: AudioConfig = AudioConfig()
     text: TextConfig = TextConfig()
     features: FeaturesConfig = FeaturesConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        try:
+            DATASETS.get(value)
+        except ConfigError as err:
+            raise ConfigError(f"data.name: {err}") from None
+        return value
 
     @field_validator("modalities")
     @classmethod
@@ -185,9 +198,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
     """Validates a recipe mapping, including each registered component, and fills every default."""
-    from polymodal.models import ENCODERS, FUSIONS, HEADS
-    from polymodal.strategies import STRATEGIES
-
     try:
         config = RunConfig(**data)
     except ValidationError as err:

@@ -11,21 +11,18 @@ import io
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
-from polymodal.data.avdigits import AVDigits
 from polymodal.data.collate import Collate
-from polymodal.data.manifest import ManifestDataset
-from polymodal.data.splits import split_indices, subset_indices
-from polymodal.data.vocab import SEQUENCE_MODALITIES, check_modality
-from polymodal.errors import ConfigError, DataError
+from polymodal.data.sources import DataBundle, build_data, check_same_shapes, manifest_split
+from polymodal.data.vocab import check_modality
+from polymodal.errors import ConfigError
 from polymodal.eval.evaluate import evaluate_split, full_report
 from polymodal.eval.plots import plot_training_curves
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
@@ -35,122 +32,6 @@ from polymodal.train import Trainer, seed_everything
 from polymodal.train.checkpoint import CheckpointManager, atomic_write_bytes, atomic_write_text
 from polymodal.train.log import wide_rows
 from polymodal.train.trainer import resolve_device
-
-
-@dataclass
-class DataBundle:
-    """The splits of a run's data and what the model needs to know about them."""
-
-    train: Dataset
-    val: Dataset
-    test: Dataset | None
-    task: str
-    modalities: list[str]
-    shapes: dict[str, tuple[int, ...]]
-    dtypes: dict[str, str] = field(default_factory=dict)
-    class_names: list[str] | None = None
-    columns: dict[str, str] | None = None
-
-    @property
-    def out_dim(self) -> int:
-        return len(self.class_names) if self.task == "classification" and self.class_names else 1
-
-    def collate(self) -> Collate:
-        return Collate(self.shapes, {m: getattr(torch, d) for m, d in self.dtypes.items()})
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "modalities": self.modalities,
-            "shapes": {m: list(s) for m, s in self.shapes.items()},
-            "dtypes": self.dtypes,
-            "class_names": self.class_names,
-            "columns": self.columns,
-        }
-
-
-def _sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    sample = dataset[0]["inputs"]
-    shapes, dtypes = {}, {}
-    for m, value in sample.items():
-        if value is None:
-            continue
-        shapes[m] = tuple(value.shape[1:]) if m in SEQUENCE_MODALITIES else tuple(value.shape)
-        if value.dtype != torch.float32:
-            dtypes[m] = str(value.dtype).removeprefix("torch.")
-    return shapes, dtypes
-
-
-def _manifest(
-    path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool
-) -> ManifestDataset:
-    return ManifestDataset(
-        path,
-        target=data.target,
-        modalities=modalities,
-        task=data.task,
-        class_names=class_names,
-        image=data.image,
-        audio=data.audio,
-        text=data.text,
-        features=data.features,
-        show_progress=progress,
-    )
-
-
-def _check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...]], reference: Any) -> None:
-    for m, shape in dataset.shapes.items():
-        if m in shapes and tuple(shape) != tuple(shapes[m]):
-            raise DataError(
-                f"{dataset.path}: column {dataset.columns[m]!r} has {m} of shape {tuple(shape)} per sample but "
-                f"{reference} has {tuple(shapes[m])}"
-            )
-
-
-def build_data(config: RunConfig) -> DataBundle:
-    """Builds train/val/test datasets from ``config.data`` (validation carved from train when not given)."""
-    data = config.data
-    if data.name == "avdigits":
-        kwargs = {"path": data.train, "image": data.image, "audio": data.audio, "text": data.text}
-        train, val, test = (AVDigits(split, **kwargs) for split in ("train", "val", "test"))
-        class_names = list(train.class_names)
-        modalities = list(data.modalities or train.modalities)
-        columns = None
-    else:
-        for key in ("train", "test"):
-            if not getattr(data, key):
-                raise ConfigError(f"data.{key}: required for manifest data (a CSV path)")
-        declared = data.modalities if isinstance(data.modalities, dict) else None
-        progress = config.trainer.progress
-        train = _manifest(data.train, data, None, declared, progress)
-        # The training manifest fixes the shapes (from its first non-empty cell per column), not a sample that may
-        # have empty cells.
-        shapes = dict(train.shapes)
-        dtypes = {m: str(d).removeprefix("torch.") for m, d in train.dtypes.items() if d != torch.float32}
-        class_names = list(train.class_names) if data.task == "classification" else None
-        columns = dict(train.columns)
-        by_column = {c: m for m, c in columns.items()}
-        if data.val:
-            val = _manifest(data.val, data, class_names, by_column, progress)
-            _check_same_shapes(val, shapes, data.train)
-        else:
-            targets = train.targets.tolist() if data.task == "classification" else None
-            try:
-                train_idx, val_idx = split_indices(len(train), data.val_fraction, config.trainer.seed, targets)
-            except DataError as err:
-                raise DataError(f"{data.train}: {err} (add rows or give data.val)") from None
-            train, val = Subset(train, train_idx), Subset(train, val_idx)
-        test = _manifest(data.test, data, class_names, by_column, progress)
-        _check_same_shapes(test, shapes, data.train)
-        modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
-    if data.max_train_samples:
-        train = Subset(train, subset_indices(len(train), data.max_train_samples, config.trainer.seed))
-    if columns is None:
-        shapes, dtypes = _sample_shapes(test)
-    for m in modalities:
-        if m not in shapes:
-            raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(shapes)})")
-    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
 
 
 def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
@@ -202,7 +83,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
     seed_everything(config.trainer.seed, config.trainer.deterministic)
-    bundle = build_data(config)
+    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
     # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
     bundle.modalities = [m for m in bundle.modalities if m in config.model.encoders]
     strategy = build_strategy(config, bundle)
@@ -320,13 +201,13 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
             raise ConfigError(
                 f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map"
             )
-        dataset = _manifest(
+        dataset = manifest_split(
             data, config.data, info["class_names"], {c: m for m, c in columns.items()}, config.trainer.progress
         )
-        _check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, "the run's training data")
+        check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, "the run's training data")
         name = str(data)
     else:
-        bundle = build_data(config)
+        bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
         dataset = bundle.test if split == "test" else bundle.val
         name = split
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
