@@ -117,8 +117,11 @@ class TrainerConfig(Section):
 
 
 class EvalConfig(Section):
+    """What is measured besides the main metrics."""
+
     noise_levels: list[float] = [0.0, 0.5, 1.0, 2.0]
     seed: int = 0
+    per_modality_every_epoch: bool = True
 
 
 class RunConfig(Section):

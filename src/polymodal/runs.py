@@ -23,7 +23,7 @@ from polymodal.data.collate import Collate
 from polymodal.data.sources import DataBundle, build_data, check_same_shapes, manifest_split
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
-from polymodal.eval.evaluate import evaluate_split, full_report
+from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
 from polymodal.eval.plots import plot_training_curves
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
 from polymodal.models import build_model
@@ -107,7 +107,9 @@ def _fit_and_report(
     val_loader = _loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
-        return evaluate_split(strat.predict, val_loader, bundle.task, device)
+        return validation_metrics(
+            strat.predict, val_loader, bundle.task, bundle.modalities, config.eval.per_modality_every_epoch, device
+        )
 
     trainer = Trainer(
         strategy, config.trainer, out, bundle.collate(), config.data.batch_size, validate, config.data.num_workers

@@ -196,3 +196,21 @@ def test_non_finite_gradient_with_finite_loss_stops(make_trainer) -> None:
     trainer.strategy.step = infinite_gradient
     with pytest.raises(TrainingError, match=r"non-finite gradient norm \(.*\) at step 1 \(epoch 1\)"):
         trainer.fit(ToyDataset(8))
+
+
+def test_substeps_get_one_optimizer_update_each(make_trainer) -> None:
+    trainer = make_trainer(epochs=1, log_every=1)
+    updates = []
+    step = trainer.strategy.step
+    trainer.strategy.substeps = lambda batch: [batch, batch, batch]
+
+    def counting_step(part):
+        updates.append(trainer.scheduler.last_epoch)
+        return step(part)
+
+    trainer.strategy.step = counting_step
+    summary = trainer.fit(ToyDataset(8))  # 2 batches
+    assert summary["steps"] == 2
+    # three updates per batch, and the scheduler advances once per batch (after its three updates)
+    assert updates == [0, 0, 0, 1, 1, 1]
+    assert trainer.optimizer.state_dict()["state"][0]["step"] == 6

@@ -36,6 +36,27 @@ def evaluate_split(predict: Predict, loader: Any, task: str, device: torch.devic
     return task_metrics(outputs, targets, task)
 
 
+def validation_metrics(
+    predict: Predict,
+    loader: Any,
+    task: str,
+    modalities: Sequence[str],
+    per_modality: bool,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Main metrics plus, when ``per_modality``, each modality's score alone (``<modality>_alone_<score>``).
+
+    Logged every epoch, the per-modality scores make modality laziness visible: a modality the fused model ignores
+    stays near chance alone while the fused score climbs.
+    """
+    metrics = evaluate_split(predict, loader, task, device)
+    if per_modality and len(modalities) > 1:
+        name, score = task_score(task)
+        single = single_modality_scores(predict, loader, modalities, score, device=device)
+        metrics.update({f"{m}_alone_{name}": v for m, v in single.items()})
+    return metrics
+
+
 def full_report(
     predict: Predict,
     loader: Any,

@@ -34,6 +34,13 @@ class Strategy:
         """Evaluation outputs (B, C) for a batch (the model in eval mode is the caller's job)."""
         return self.model(batch["inputs"], batch["present"], batch.get("lengths"))
 
+    def substeps(self, batch: dict[str, Any]) -> list[Any]:
+        """The parts of a batch that each get their own optimizer update (default: the whole batch, once).
+
+        A strategy that updates once per modality (MLA) returns one part per modality; ``step`` receives each.
+        """
+        return [batch]
+
     def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """One training step's losses; ``"loss"`` is what the Trainer backpropagates."""
         raise NotImplementedError

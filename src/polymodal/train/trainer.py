@@ -191,9 +191,23 @@ class Trainer:
         )
 
     def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One batch: an optimizer update per part the strategy splits it into, then one scheduler step.
+
+        Returns each output's mean over the parts that reported it.
+        """
         batch = move_to(batch, self.device)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for part in self.strategy.substeps(batch):
+            for k, v in self._update(part).items():
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+        self.scheduler.step()
+        return {k: sums[k] / counts[k] for k in sums}
+
+    def _update(self, part: Any) -> dict[str, float]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.strategy.step(batch)
+            out = self.strategy.step(part)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise self._non_finite("loss", loss)
@@ -205,7 +219,6 @@ class Trainer:
         if not torch.isfinite(norm):
             raise self._non_finite("gradient norm", norm)
         self.optimizer.step()
-        self.scheduler.step()
         return {k: float(v.detach()) for k, v in out.items()}
 
     def _accumulate(self, out: dict[str, float]) -> None:
