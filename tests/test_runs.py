@@ -93,13 +93,13 @@ def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypa
     assert main(["eval", str(user_run), "--data", str(user_run.parent / "other.csv")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["data"] == str(user_run.parent / "other.csv") and result["examples"] == 10
-    assert set(result["test"]) == {"accuracy", "macro_f1"}
+    assert set(result["metrics"]) == {"accuracy", "macro_f1"}
     assert set(result["per_modality"]) == {"image", "audio", "text"}
 
     assert main(["eval", str(user_run), "--split", "val"]) == 0
     val = json.loads(capsys.readouterr().out)
     metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
-    assert val["test"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+    assert val["metrics"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
 
 
 def test_eval_on_a_manifest_without_the_run_columns(user_run: Path, tmp_path: Path, capsys):

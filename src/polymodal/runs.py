@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
 from polymodal.data.collate import Collate
 from polymodal.data.sources import DataBundle, build_data, check_same_shapes, manifest_split
-from polymodal.data.vocab import check_modality
+from polymodal.data.vocab import FEATURE_MODALITIES, check_modality
 from polymodal.errors import ConfigError
 from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
 from polymodal.eval.plots import plot_training_curves
@@ -30,6 +30,7 @@ from polymodal.models import build_model
 from polymodal.strategies import STRATEGIES
 from polymodal.train import Trainer, seed_everything
 from polymodal.train.checkpoint import CheckpointManager, atomic_write_bytes, atomic_write_text
+from polymodal.train.distributed import World, distributed_session
 from polymodal.train.log import wide_rows
 from polymodal.train.trainer import resolve_device
 
@@ -75,35 +76,43 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
     """Trains and evaluates one run, writing its run directory; returns the contents of ``metrics.json``.
 
     Data, model and strategy are built and validated before anything is written, so bad input leaves no run
-    directory behind.
+    directory behind. Under ``torchrun`` every rank trains (see ``Trainer``), rank 0 alone writes the run directory,
+    and every rank returns rank 0's metrics.
     """
     out = Path(out)
-    if resume:
-        _check_resume(out, config)
-    elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
-    seed_everything(config.trainer.seed, config.trainer.deterministic)
-    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
-    # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
-    bundle.modalities = [m for m in bundle.modalities if m in config.model.encoders]
-    strategy = build_strategy(config, bundle)
     device = resolve_device(config.trainer.device)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        return _fit_and_report(config, out, bundle, strategy, device, resume)
-    except BaseException:
-        # A run that failed before its first checkpoint has nothing to resume: leave no half-written directory.
-        if created and not CheckpointManager(out / "checkpoints").step_checkpoints():
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    with distributed_session(device) as world:
+        if resume:
+            _check_resume(out, config)
+        elif out.exists() and any(out.iterdir()):
+            raise ConfigError(
+                f"{out}: already exists and is not empty (use --resume to continue it, or another --out)"
+            )
+        # The same seed on every rank: every rank starts from the same weights.
+        seed_everything(config.trainer.seed, config.trainer.deterministic)
+        bundle = build_data(config.data, config.trainer.seed, config.trainer.progress and world.is_main)
+        strategy = build_strategy(config, bundle)
+        # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
+        bundle.modalities = [m for m in bundle.modalities if m in strategy.model.modalities]
+        world.barrier()  # every rank has checked ``out`` before rank 0 creates it
+        created = not out.exists()
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        try:
+            return _fit_and_report(config, out, bundle, strategy, world.device(device), resume, world)
+        except BaseException:
+            # A run that failed before its first checkpoint has nothing to resume: leave no half-written directory.
+            if world.is_main and created and not CheckpointManager(out / "checkpoints").step_checkpoints():
+                shutil.rmtree(out, ignore_errors=True)
+            raise
 
 
 def _fit_and_report(
-    config: RunConfig, out: Path, bundle: DataBundle, strategy: Any, device: torch.device, resume: bool
+    config: RunConfig, out: Path, bundle: DataBundle, strategy: Any, device: torch.device, resume: bool, world: World
 ) -> dict[str, Any]:
-    atomic_write_text(out / "config.yaml", dump_config(config))
-    atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
+    if world.is_main:
+        atomic_write_text(out / "config.yaml", dump_config(config))
+        atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
     val_loader = _loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
@@ -112,10 +121,19 @@ def _fit_and_report(
         )
 
     trainer = Trainer(
-        strategy, config.trainer, out, bundle.collate(), config.data.batch_size, validate, config.data.num_workers
+        strategy,
+        config.trainer,
+        out,
+        bundle.collate(),
+        config.data.batch_size,
+        validate,
+        config.data.num_workers,
+        world,
     )
     started = time.perf_counter()
     summary = trainer.fit(bundle.train, resume=resume)
+    if not world.is_main:
+        return world.broadcast(None)  # rank 0 tests the selected weights on the whole test split
     trainer.load_best()
     strategy.model.eval()
     plots = out / "plots"
@@ -149,7 +167,7 @@ def _fit_and_report(
         **report,
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    return metrics
+    return world.broadcast(metrics)
 
 
 def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Any]:
@@ -228,16 +246,16 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         device,
         None,
     )
-    return {"data": name, "examples": len(dataset), "test": report.pop("metrics"), **report}
+    return {"data": name, "examples": len(dataset), "metrics": report.pop("metrics"), **report}
 
 
 def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> tuple[int, int]:
     """Embeds inputs of one modality with the run's encoder and saves an (N, D) float32 ``.npy`` atomically."""
     check_modality(modality, "--modality")
     config, _, strategy = load_run(run_dir)
-    if modality not in strategy.model.encoders:
+    if modality not in strategy.model.modalities:
         raise ConfigError(
-            f"--modality {modality}: the run has no {modality} encoder (it has: {', '.join(strategy.model.encoders)})"
+            f"--modality {modality}: the run has no {modality} encoder (it has: {', '.join(strategy.model.modalities)})"
         )
     data = config.data
     convert = {
@@ -245,7 +263,7 @@ def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> 
         "audio": lambda x: AudioAdapter(data.audio).from_file(x),
         "text": lambda x: TextAdapter(data.text).from_text(x),
         "features": lambda x: FeaturesAdapter(data.features).from_file(x),
-    }[modality]
+    }["features" if modality in FEATURE_MODALITIES else modality]
     samples = [{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(inputs)]
     batch = Collate()(samples)
     with torch.no_grad():

@@ -10,7 +10,6 @@ from polymodal.eval.robustness import (
     drop_modalities,
     keep_only,
     missing_modality_scores,
-    move_to,
     noise_curves,
     single_modality_scores,
 )
@@ -147,13 +146,6 @@ def test_noise_is_reproducible_with_seed():
         third = add_noise(batch, modality, 0.7, torch.Generator().manual_seed(4))
         torch.testing.assert_close(first["inputs"][modality], second["inputs"][modality], rtol=0, atol=0)
         assert not torch.equal(first["inputs"][modality], third["inputs"][modality])
-
-
-def test_move_to_keeps_structure():
-    batch = make_batch()
-    moved = move_to({"batch": batch, "pair": (torch.ones(1), 3)}, "cpu")
-    assert_batch_equal(moved["batch"], batch)
-    assert isinstance(moved["pair"], tuple) and moved["pair"][1] == 3
 
 
 def test_collect_concatenates_and_applies_transform():

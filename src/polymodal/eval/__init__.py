@@ -31,7 +31,6 @@ from polymodal.eval.robustness import (
     drop_modalities,
     keep_only,
     missing_modality_scores,
-    move_to,
     noise_curves,
     single_modality_scores,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "mae",
     "mean_average_precision",
     "missing_modality_scores",
-    "move_to",
     "noise_curves",
     "pearson_r",
     "plot_bars",
