@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from scipy.io import wavfile
 
-SHARED_DATA = Path("/work/shared/data")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST = SHARED_DATA / "mnist" / "mnist.npz"
 FSDD = SHARED_DATA / "fsdd" / "recordings"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

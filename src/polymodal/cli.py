@@ -33,14 +33,19 @@ def _absolute_data_paths(config: object) -> None:
 def _train(recipe: str, overrides: list[str], out: str | None, resume: bool) -> dict:
     from polymodal.config import load_config
     from polymodal.runs import train_run
+    from polymodal.train.distributed import current_world
 
     config = load_config(recipe, overrides)
     _absolute_data_paths(config)
     if resume and not out:
         raise PolymodalError("--resume needs --out RUN_DIR (the run to continue)")
+    if current_world().active and not out:
+        # A default name holds the time, which could differ between ranks.
+        raise PolymodalError("under torchrun, give --out RUN_DIR (every rank must name the same run directory)")
     run_dir = Path(out) if out else _default_out(recipe)
     metrics = train_run(config, run_dir, resume=resume)
-    print(f"run directory: {run_dir}")
+    if current_world().is_main:
+        print(f"run directory: {run_dir}")
     return metrics
 
 
@@ -63,8 +68,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    metrics = _train(args.recipe, args.overrides, args.out, args.resume)
-    print(_summary(metrics))
+    from polymodal.train.distributed import current_world
+
+    overrides = [*args.overrides, "data.trust_pickle=true"] if args.trust_pickle else args.overrides
+    metrics = _train(args.recipe, overrides, args.out, args.resume)
+    if current_world().is_main:  # under torchrun, one summary
+        print(_summary(metrics))
     return 0
 
 
@@ -84,6 +93,44 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_pack(args: argparse.Namespace) -> int:
+    from polymodal.config import data_config
+    from polymodal.data.sources import pack_manifest
+
+    if args.shard_size < 1:
+        raise PolymodalError(f"--shard-size: must be at least 1, got {args.shard_size}")
+    index = pack_manifest(args.manifest, data_config(args.settings), args.out, args.shard_size, progress=True)
+    modalities = ", ".join(index["modalities"])
+    print(f"wrote {args.out}: {index['num_samples']} samples in {len(index['shards'])} shards ({modalities})")
+    return 0
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from polymodal.retrieval import build_index
+
+    index = build_index(Path(args.run_dir), args.modality, Path(args.data), Path(args.out), args.backend, args.column)
+    print(f"wrote {args.out}: {len(index.ids)} {args.modality} embeddings of dimension {index.dim} ({index.backend})")
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from polymodal.retrieval import retrieve
+
+    for result in retrieve(Path(args.run_dir), Path(args.index), args.modality, args.queries, args.top_k):
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_bench_overhead(args: argparse.Namespace) -> int:
+    from polymodal.bench import overhead
+
+    if args.steps < 1 or args.repeats < 1:
+        raise PolymodalError("--steps and --repeats: must be at least 1")
+    row = overhead(args.model, args.steps, args.repeats, args.overrides)
+    print(json.dumps(row, indent=2))
+    return 0
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     from polymodal.config import bundled_recipes, recipe_summary
 
@@ -91,6 +138,19 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     width = max(len(n) for n in recipes)
     for name in sorted(recipes):
         print(f"{name:<{width}}  {recipe_summary(recipes[name])}")
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from polymodal.data.avmnist import build_avmnist
+
+    # Unset options keep build_avmnist's defaults (one place for each default).
+    options = {k: getattr(args, k) for k in ("components", "snr_db", "seed") if getattr(args, k) is not None}
+    if "snr_db" in options:
+        options["snr_db"] = tuple(options["snr_db"])
+    meta = build_avmnist(args.mnist, args.fsdd, args.out, **options)
+    sizes = ", ".join(f"{k} {v}" for k, v in meta["sizes"].items())
+    print(f"wrote {args.out}: avmnist ({sizes})")
     return 0
 
 
@@ -107,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.epochs=1")
     p.add_argument("--out", help="run directory (default: runs/<recipe>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow reading a data pickle (MMSA/MulT) once, to convert it into a safe .npz cache",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="score a trained run on one of its splits or on a new CSV manifest")
@@ -121,6 +186,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="file paths (image/audio/features) or text strings")
     p.add_argument("--out", required=True, help="output .npy file")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("data", help="build datasets from raw files: polymodal data build NAME ...")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    build = data_sub.add_parser("build", help="build a dataset's arrays")
+    build_sub = build.add_subparsers(dest="dataset", required=True)
+    b = build_sub.add_parser("avmnist", help="AV-MNIST (MultiBench/CentralNet recipe) from MNIST and FSDD")
+    b.add_argument("--mnist", required=True, help="Keras-style mnist.npz")
+    b.add_argument("--fsdd", required=True, help="FSDD folder (with recordings/) or its recordings folder")
+    b.add_argument("--out", required=True, help="output folder (later given to recipes as data.root)")
+    b.add_argument("--components", type=int, help="PCA components kept for the images (default 196)")
+    b.add_argument("--snr-db", type=float, nargs=2, metavar=("LOW", "HIGH"), help="noise SNR range (default 0 10)")
+    b.add_argument("--seed", type=int, help="pairing and noise seed (default 0)")
+    b.set_defaults(func=cmd_data_build)
+    p = data_sub.add_parser("pack", help="decode a CSV manifest once into checksummed, memory-mapped shards")
+    p.add_argument("manifest", help="the CSV manifest")
+    p.add_argument("settings", nargs="*", help="data settings as key.path=value, e.g. target=label image.size=32")
+    p.add_argument("--out", required=True, help="output folder (train with data.name=packed data.train=DIR)")
+    p.add_argument("--shard-size", type=int, default=4096, help="samples per shard (default 4096)")
+    p.set_defaults(func=cmd_data_pack)
+
+    p = sub.add_parser("index", help="embedding indexes: polymodal index build RUN_DIR --modality M DATA --out INDEX")
+    index_sub = p.add_subparsers(dest="index_command", required=True)
+    p = index_sub.add_parser("build", help="embed a CSV manifest column with a run's encoder into a searchable index")
+    p.add_argument("run_dir")
+    p.add_argument("--modality", required=True, help="the encoder that embeds the gallery")
+    p.add_argument("data", help="CSV manifest of the gallery (items named by its id column, else by row number)")
+    p.add_argument("--column", help="manifest column (default: the run's column for --modality, else its name)")
+    p.add_argument("--backend", default="exact", help="exact (default), faiss-flat or faiss-ivf (approximate)")
+    p.add_argument("--out", required=True, help="index folder to write")
+    p.set_defaults(func=cmd_index_build)
+
+    p = sub.add_parser("retrieve", help="search an index with queries embedded by a run's encoder")
+    p.add_argument("run_dir")
+    p.add_argument("--index", required=True, help="folder written by `polymodal index build`")
+    p.add_argument("--modality", required=True, help="the modality of the queries")
+    p.add_argument("queries", nargs="+", help="file paths (image/audio/features) or text strings")
+    p.add_argument("--top-k", type=int, default=10)
+    p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("bench", help="benchmarks: polymodal bench overhead")
+    bench_sub = p.add_subparsers(dest="bench_command", required=True)
+    p = bench_sub.add_parser("overhead", help="time the Trainer against a plain PyTorch loop on the same model")
+    p.add_argument("overrides", nargs="*", help="recipe overrides, e.g. data.root=avmnist for --model avmnist")
+    p.add_argument("--model", default="demo", help="demo (avdigits-joint) or avmnist (avmnist-concat)")
+    p.add_argument("--steps", type=int, default=50, help="training steps per timed run (default 50)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each loop, alternating (default 3)")
+    p.set_defaults(func=cmd_bench_overhead)
 
     p = sub.add_parser("recipes", help="list the bundled recipes")
     p.set_defaults(func=cmd_recipes)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polymodal.data.sources import DATASETS
 from polymodal.data.vocab import check_modality
@@ -21,7 +21,7 @@ from polymodal.modalities.audio import AudioConfig
 from polymodal.modalities.features import FeaturesConfig
 from polymodal.modalities.image import ImageConfig
 from polymodal.modalities.text import TextConfig
-from polymodal.models import ENCODERS, FUSIONS, HEADS
+from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
 from polymodal.registry import format_validation_error
 from polymodal.strategies import STRATEGIES
 
@@ -43,9 +43,16 @@ class DataConfig(Section):
     modalities: list[str] | dict[str, str] | None = None
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
     batch_size: int = Field(64, ge=1)
     eval_batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
+    # Sentiment feature files (mmsa, mult, mosi): consent to read a pickle once, and video-disjoint folds (mosi).
+    trust_pickle: bool = False
+    folds: int = Field(5, ge=3)
+    fold: int = Field(0, ge=0)
+    # multitask-digits: the tasks to build (default all; one task is the 'alone' setting of MultiModel).
+    tasks: list[str] | None = None
     image: ImageConfig = ImageConfig()
     audio: AudioConfig = AudioConfig()
     text: TextConfig = TextConfig()
@@ -70,20 +77,36 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    """Component specs (each a mapping with ``name``), validated against the registries."""
+    """Component specs (each a mapping with ``name``), validated against the registries.
 
-    encoders: dict[str, dict[str, Any]]
+    ``name`` picks the architecture (``models.ARCHITECTURES``); ``options`` are its own settings. The default,
+    ``multimodal``, takes no options and is assembled from ``encoders``, ``fusion`` and ``head``.
+    """
+
+    name: str = "multimodal"
+    options: dict[str, Any] = {}
+    encoders: dict[str, dict[str, Any]] = {}
     fusion: dict[str, Any] = {"name": "concat"}
     head: dict[str, Any] = {"name": "mlp"}
+    # Optional per-modality parts of multi-task strategies (self_mi): a head spec for each modality's own output,
+    # and a head spec that predicts each modality's feature from the fused representation.
+    unimodal_head: dict[str, Any] | None = None
+    predictor: dict[str, Any] | None = None
 
     @field_validator("encoders")
     @classmethod
     def _known_modalities(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not value:
-            raise ValueError("at least one encoder is needed")
         for name in value:
             check_modality(name, "model.encoders")
         return value
+
+    @model_validator(mode="after")
+    def _encoders_for_multimodal(self) -> ModelConfig:
+        if self.name == "multimodal" and not self.encoders:
+            raise ValueError("model.encoders: at least one encoder is needed")
+        if self.name != "multimodal" and self.encoders:
+            raise ValueError(f"model.encoders: not used by the {self.name!r} architecture (use model.options)")
+        return self
 
 
 class OptimizerConfig(Section):
@@ -122,6 +145,9 @@ class EvalConfig(Section):
     noise_levels: list[float] = [0.0, 0.5, 1.0, 2.0]
     seed: int = 0
     per_modality_every_epoch: bool = True
+    # Frozen-feature evaluation of image-text encoders (linear probes, retrieval, matching); needs a strategy with
+    # ``embed`` and ``match`` (staged).
+    representation: bool = False
 
 
 class RunConfig(Section):
@@ -199,6 +225,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def data_config(overrides: list[str]) -> DataConfig:
+    """A ``DataConfig`` from ``key.path=value`` overrides of its defaults (for commands that need only data)."""
+    try:
+        return DataConfig(**apply_overrides({}, overrides))
+    except ValidationError as err:
+        raise ConfigError(f"data settings: {format_validation_error(err, model=DataConfig)}") from None
+
+
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
     """Validates a recipe mapping, including each registered component, and fills every default."""
     try:
@@ -208,11 +242,20 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
     except ConfigError as err:  # raised by a field validator, e.g. an unknown modality name
         raise ConfigError(f"{source}: {err}") from None
     try:
+        try:
+            ARCHITECTURES.get(config.model.name)
+        except ConfigError as err:
+            raise ConfigError(f"model.name: {err}") from None
+        options = ARCHITECTURES.validate({"name": config.model.name, **config.model.options}, "model.options")
+        config.model.options = {k: v for k, v in options.items() if k != "name"}
         config.model.encoders = {
             m: ENCODERS.validate(spec, f"model.encoders.{m}") for m, spec in config.model.encoders.items()
         }
         config.model.fusion = FUSIONS.validate(config.model.fusion, "model.fusion")
         config.model.head = HEADS.validate(config.model.head, "model.head")
+        for key in ("unimodal_head", "predictor"):
+            if getattr(config.model, key) is not None:
+                setattr(config.model, key, HEADS.validate(getattr(config.model, key), f"model.{key}"))
         config.strategy = STRATEGIES.validate(config.strategy, "strategy")
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None

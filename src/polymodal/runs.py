@@ -24,7 +24,8 @@ from polymodal.data.sources import DataBundle, build_data, check_same_shapes, ma
 from polymodal.data.vocab import FEATURE_MODALITIES, check_modality
 from polymodal.errors import ConfigError
 from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
-from polymodal.eval.plots import plot_training_curves
+from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
+from polymodal.eval.representation import representation_report
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
 from polymodal.models import build_model
 from polymodal.strategies import STRATEGIES
@@ -85,13 +86,13 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
         if resume:
             _check_resume(out, config)
         elif out.exists() and any(out.iterdir()):
-            raise ConfigError(
-                f"{out}: already exists and is not empty (use --resume to continue it, or another --out)"
-            )
+            raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
         # The same seed on every rank: every rank starts from the same weights.
         seed_everything(config.trainer.seed, config.trainer.deterministic)
         bundle = build_data(config.data, config.trainer.seed, config.trainer.progress and world.is_main)
         strategy = build_strategy(config, bundle)
+        if config.eval.representation and not hasattr(strategy, "embed"):
+            raise ConfigError(f"eval.representation: strategy {config.strategy['name']!r} has no embed/match")
         # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
         bundle.modalities = [m for m in bundle.modalities if m in strategy.model.modalities]
         world.barrier()  # every rank has checked ``out`` before rank 0 creates it
@@ -116,6 +117,9 @@ def _fit_and_report(
     val_loader = _loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
+        own = strat.evaluate(val_loader, device)
+        if own is not None:
+            return own["metrics"]
         return validation_metrics(
             strat.predict, val_loader, bundle.task, bundle.modalities, config.eval.per_modality_every_epoch, device
         )
@@ -137,20 +141,32 @@ def _fit_and_report(
     trainer.load_best()
     strategy.model.eval()
     plots = out / "plots"
-    val = evaluate_split(strategy.predict, val_loader, bundle.task, device)
     test_loader = _loader(bundle.test, bundle, config)
-    report = full_report(
-        strategy.predict,
-        test_loader,
-        bundle.task,
-        bundle.modalities,
-        bundle.class_names,
-        config.eval.noise_levels,
-        config.eval.seed,
-        device,
-        plots,
-    )
-    plot_training_curves(wide_rows(out / "log.csv"), plots / "training_curves.png")
+    own_val = strategy.evaluate(val_loader, device)
+    if own_val is not None:  # the strategy scores its own outputs (e.g. multitask)
+        val = own_val["metrics"]
+        report = strategy.evaluate(test_loader, device, plots)
+    else:
+        val = evaluate_split(strategy.predict, val_loader, bundle.task, device)
+        report = full_report(
+            strategy.predict,
+            test_loader,
+            bundle.task,
+            bundle.modalities,
+            bundle.class_names,
+            config.eval.noise_levels,
+            config.eval.seed,
+            device,
+            plots,
+        )
+    if config.eval.representation:
+        train_loader = _loader(bundle.train, bundle, config)
+        report["representation"] = representation_report(
+            strategy.embed, strategy.match, train_loader, test_loader, device
+        )
+    rows = wide_rows(out / "log.csv")
+    plot_training_curves(rows, plots / "training_curves.png")
+    plot_modality_accuracy(rows, plots / "modality_accuracy.png")
     metrics = {
         "task": bundle.task,
         "strategy": config.strategy["name"],
@@ -235,6 +251,9 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
     loader = DataLoader(dataset, batch_size=config.data.eval_batch_size, collate_fn=collate)
     device = resolve_device(config.trainer.device)
     strategy.model.to(device)
+    own = strategy.evaluate(loader, device)
+    if own is not None:
+        return {"data": name, "examples": len(dataset), "metrics": own.pop("metrics"), **own}
     report = full_report(
         strategy.predict,
         loader,
@@ -251,6 +270,19 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
 
 def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> tuple[int, int]:
     """Embeds inputs of one modality with the run's encoder and saves an (N, D) float32 ``.npy`` atomically."""
+    features = embed(run_dir, modality, inputs)
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    atomic_write_bytes(out, buffer.getvalue())
+    return tuple(features.shape)  # type: ignore[return-value]
+
+
+def embed(run_dir: Path, modality: str, inputs: list[str], batch_size: int = 256) -> np.ndarray:
+    """Embeds inputs of one modality (file paths, or strings for text) with the run's encoder.
+
+    Returns:
+        (N, D) float32 embeddings, computed ``batch_size`` inputs at a time.
+    """
     check_modality(modality, "--modality")
     config, _, strategy = load_run(run_dir)
     if modality not in strategy.model.modalities:
@@ -264,11 +296,10 @@ def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> 
         "text": lambda x: TextAdapter(data.text).from_text(x),
         "features": lambda x: FeaturesAdapter(data.features).from_file(x),
     }["features" if modality in FEATURE_MODALITIES else modality]
-    samples = [{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(inputs)]
-    batch = Collate()(samples)
-    with torch.no_grad():
-        features = strategy.model.encode(batch["inputs"], batch["lengths"])[modality]
-    buffer = io.BytesIO()
-    np.save(buffer, features.float().numpy())
-    atomic_write_bytes(out, buffer.getvalue())
-    return tuple(features.shape)  # type: ignore[return-value]
+    parts = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        batch = Collate()([{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(chunk)])
+        with torch.no_grad():
+            parts.append(strategy.model.encode(batch["inputs"], batch["lengths"])[modality].float().numpy())
+    return np.concatenate(parts)

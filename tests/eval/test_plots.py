@@ -59,3 +59,18 @@ def test_noise_curves(tmp_path):
 def test_bars(tmp_path):
     values = {"all": 0.91, "no image": 0.62, "no audio": 0.88, "no text": 0.75}
     assert_png(plot_bars(values, tmp_path / "bars.png", title="missing modality", ylabel="accuracy"))
+
+
+def test_modality_accuracy_plot_needs_per_modality_scores(tmp_path):
+    from polymodal.eval.plots import plot_modality_accuracy
+
+    alone = {"val_image_alone_accuracy": 0.55, "val_audio_alone_accuracy": 0.2}
+    rows = [
+        {"step": 10, "epoch": 1, "val_accuracy": 0.6, **alone},
+        {"step": 20, "epoch": 2, "val_accuracy": 0.7, **alone},
+        {"step": 15, "epoch": 2, "train_loss": 1.0},
+    ]
+    path = plot_modality_accuracy(rows, tmp_path / "laziness.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_modality_accuracy([{"epoch": 1, "val_accuracy": 0.5}], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

@@ -34,6 +34,8 @@ def test_encoder_builds_and_backpropagates(name, modality):
 @pytest.mark.parametrize("head", HEADS.names())
 def test_fusion_and_head_build_into_a_model(fusion, head):
     class Cfg:
+        name, options = "multimodal", {}
+        unimodal_head = predictor = None
         encoders = {
             "image": ENCODERS.validate({"name": "lenet", "out_dim": 16}, "e"),
             "text": ENCODERS.validate({"name": "transformer", "dim": 16, "depth": 1}, "e"),

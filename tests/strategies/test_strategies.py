@@ -8,6 +8,8 @@ from polymodal.strategies import STRATEGIES
 
 
 class _Cfg:
+    name, options = "multimodal", {}
+    unimodal_head = predictor = None
     encoders = {
         "features": ENCODERS.validate({"name": "transformer", "dim": 16, "depth": 1, "heads": 2}, "e"),
         "image": ENCODERS.validate({"name": "lenet", "out_dim": 16, "channels": [4, 8]}, "e"),

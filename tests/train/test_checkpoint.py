@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +170,41 @@ def test_every_saved_piece_is_restored(make_trainer) -> None:
     torch.testing.assert_close(torch_state, rng_after[0], rtol=0, atol=0)
     assert python_state == rng_after[1]
     assert numpy_state == rng_after[2]
+
+
+def test_full_disk_during_training_keeps_previous_checkpoint(make_trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = {"epochs": 2, "checkpoint_every": 1, "keep_checkpoints": 2}
+    data = ToyDataset(16)  # 4 steps per epoch
+    whole = make_trainer(**settings)
+    whole.fit(data)
+    whole_weights = {k: v.clone() for k, v in whole.model.state_dict().items()}
+    shutil.rmtree(whole.run_dir)
+
+    real_save_file = checkpoint.save_file
+    saves = []
+
+    def fill_disk(tensors: dict[str, torch.Tensor], filename: str) -> None:
+        saves.append(filename)
+        if len(saves) < 4:
+            return real_save_file(tensors, filename)
+        Path(filename).write_bytes(b"\0" * 100)  # part of the file got out before the disk filled up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+
+    monkeypatch.setattr(checkpoint, "save_file", fill_disk)
+    full = make_trainer(**settings)
+    with pytest.raises(OSError) as failure:
+        full.fit(data)
+    assert failure.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    folder = full.run_dir / "checkpoints"
+    assert leftovers(folder) == []
+    assert [p.stem for p in full.checkpoints.step_checkpoints()] == ["ckpt-00000002", "ckpt-00000003"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the newest checkpoint verifies: no fallback needed
+        _, state, _ = full.checkpoints.load_latest()
+    assert state["step"] == 3
+
+    resumed = make_trainer(**settings)  # space freed: the run continues to the uninterrupted result
+    resumed.fit(data, resume=True)
+    for key, value in whole_weights.items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)

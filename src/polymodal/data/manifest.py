@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from polymodal.data.vocab import SEQUENCE_MODALITIES, check_modality
+from polymodal.data.vocab import FEATURE_MODALITIES, SEQUENCE_MODALITIES, check_modality
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
@@ -284,8 +284,9 @@ class ManifestDataset(torch.utils.data.Dataset):
         }
         adapters = {}
         for m in self.modalities:
-            adapter_cls, config_cls = classes[m]
-            adapters[m] = adapter_cls(configs[m] if configs[m] is not None else config_cls())
+            kind = "features" if m in FEATURE_MODALITIES else m
+            adapter_cls, config_cls = classes[kind]
+            adapters[m] = adapter_cls(configs[kind] if configs[kind] is not None else config_cls())
         return adapters
 
     def _decode(
@@ -335,7 +336,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                         value = adapters[m].from_file(file)
                 except DataError as err:
                     raise DataError(f"{where}: {err}") from None
-                if m == "features":
+                if m in FEATURE_MODALITIES:
                     dim = int(value.shape[-1])
                     if m not in first_dim:
                         first_dim[m] = (dim, number)

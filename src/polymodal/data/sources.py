@@ -15,8 +15,20 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from polymodal.data.avdigits import AVDigits
+from polymodal.data.avmnist import AVMNIST
 from polymodal.data.collate import Collate
+from polymodal.data.digit_captions import digit_caption_splits
 from polymodal.data.manifest import ManifestDataset
+from polymodal.data.multitask_digits import multitask_digit_splits
+from polymodal.data.packed import PackedDataset, pack_dataset
+from polymodal.data.selfmi_digits import SelfMIDigits
+from polymodal.data.sentiment import (
+    SequenceDataset,
+    load_feature_file,
+    load_mosi_transcripts,
+    load_mosi_word_aligned,
+    video_folds,
+)
 from polymodal.data.splits import split_indices, subset_indices
 from polymodal.data.vocab import SEQUENCE_MODALITIES
 from polymodal.errors import ConfigError, DataError
@@ -71,7 +83,7 @@ def sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, s
 
 
 def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
-    """Builds the splits of ``data.name`` and applies ``data.max_train_samples`` and ``data.modalities``.
+    """Builds the splits of ``data.name``; applies ``data.max_train_samples``, ``max_eval_samples`` and ``modalities``.
 
     Args:
         data: a validated ``DataConfig``.
@@ -82,6 +94,10 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
     bundle = builder(data, seed=seed, progress=progress)
     if data.max_train_samples:
         bundle.train = Subset(bundle.train, subset_indices(len(bundle.train), data.max_train_samples, seed))
+    if data.max_eval_samples:
+        # A fixed seed: every run of a comparison is scored on the same validation and test samples.
+        bundle.val = Subset(bundle.val, subset_indices(len(bundle.val), data.max_eval_samples, 0))
+        bundle.test = Subset(bundle.test, subset_indices(len(bundle.test), data.max_eval_samples, 0))
     for m in bundle.modalities:
         if m not in bundle.shapes:
             raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(bundle.shapes)})")
@@ -95,6 +111,19 @@ def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
     train, val, test = (AVDigits(split, **kwargs) for split in ("train", "val", "test"))
     if isinstance(data.modalities, dict):
         raise ConfigError("data.modalities: avdigits takes a list of modalities, not a column mapping")
+    shapes, dtypes = sample_shapes(test)
+    modalities = list(data.modalities or train.modalities)
+    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
+
+
+@DATASETS.register("avmnist", ComponentConfig)
+def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
+    """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``."""
+    if not data.root:
+        raise ConfigError("data.root: required for avmnist (the folder written by `polymodal data build avmnist`)")
+    if isinstance(data.modalities, dict):
+        raise ConfigError("data.modalities: avmnist takes a list of modalities, not a column mapping")
+    train, val, test = (AVMNIST(split, data.root) for split in ("train", "val", "test"))
     shapes, dtypes = sample_shapes(test)
     modalities = list(data.modalities or train.modalities)
     return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
@@ -128,6 +157,19 @@ def check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...
             )
 
 
+@DATASETS.register("digit-captions", ComponentConfig)
+def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
+    """MNIST images with generated multilingual captions (MoMo); ``data.root`` is a Keras-style ``mnist.npz``."""
+    if not data.root:
+        raise ConfigError("data.root: required for digit-captions (the path of a Keras-style mnist.npz)")
+    if isinstance(data.modalities, dict):
+        raise ConfigError("data.modalities: digit-captions takes a list of modalities, not a column mapping")
+    train, val, test = digit_caption_splits(data.root, seed, data.image, data.text)
+    shapes, dtypes = sample_shapes(test)
+    modalities = list(data.modalities or train.modalities)
+    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
+
+
 @DATASETS.register("manifest", ComponentConfig)
 def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     """CSV manifests of the user's files; validation carved from train (stratified) unless ``data.val`` is given."""
@@ -157,3 +199,124 @@ def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     check_same_shapes(test, shapes, data.train)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
     return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
+
+
+def sentiment_bundle(data: Any, train: Dataset, val: Dataset, test: SequenceDataset) -> DataBundle:
+    """A regression bundle over sentiment streams (``data.modalities`` may pick a subset, e.g. ``[text]``)."""
+    if data.task != "regression":
+        raise ConfigError(f"data.task: {data.name} holds sentiment scores; set data.task: regression")
+    if isinstance(data.modalities, dict):
+        raise ConfigError(f"data.modalities: {data.name} takes a list of modalities, not a column mapping")
+    shapes, dtypes = sample_shapes(test)
+    return DataBundle(train, val, test, "regression", list(data.modalities or test.modalities), shapes, dtypes)
+
+
+def _required_root(data: Any, what: str) -> str:
+    if not data.root:
+        raise ConfigError(f"data.root: required for {data.name} data ({what})")
+    return data.root
+
+
+def _feature_file(data: Any, fmt: str) -> DataBundle:
+    path = _required_root(data, "the .pkl file or its .polymodal.npz cache")
+    splits = load_feature_file(path, fmt, data.trust_pickle, data.text)
+    return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
+
+
+@DATASETS.register("mmsa", ComponentConfig)
+def build_mmsa(data: Any, seed: int, progress: bool) -> DataBundle:
+    """An MMSA feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
+    return _feature_file(data, "mmsa")
+
+
+@DATASETS.register("mult", ComponentConfig)
+def build_mult(data: Any, seed: int, progress: bool) -> DataBundle:
+    """A MulT feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
+    return _feature_file(data, "mult")
+
+
+@DATASETS.register("mosi", ComponentConfig)
+def build_mosi(data: Any, seed: int, progress: bool) -> DataBundle:
+    """CMU-MOSI word-aligned features of the standard valid split, in video-disjoint folds (``data.fold``)."""
+    dataset, videos = load_mosi_word_aligned(_required_root(data, "the mosi folder or its word-aligned npz"), data.text)
+    train, val, test = video_folds(videos, data.folds, data.fold)
+    return sentiment_bundle(data, dataset.subset(train), dataset.subset(val), dataset.subset(test))
+
+
+@DATASETS.register("mosi-text", ComponentConfig)
+def build_mosi_text(data: Any, seed: int, progress: bool) -> DataBundle:
+    """CMU-MOSI transcripts on the official train/valid/test split (text only)."""
+    splits = load_mosi_transcripts(_required_root(data, "the mosi folder or labels_splits.csv"), data.text)
+    return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
+
+
+@DATASETS.register("selfmi-digits", ComponentConfig)
+def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
+    """AV-digits re-paired so each modality carries its own digit; the target is their weighted sum."""
+    if data.task != "regression":
+        raise ConfigError("data.task: selfmi-digits is a regression task; set data.task: regression")
+    kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
+    train, val, test = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
+    shapes, dtypes = sample_shapes(test)
+    modalities = list(data.modalities or SelfMIDigits.modalities)
+    return DataBundle(train, val, test, "regression", modalities, shapes, dtypes)
+
+
+@DATASETS.register("multitask-digits", ComponentConfig)
+def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
+    """MultiModel's five digit tasks (image, audio and text in; classes or text out); ``data.root`` holds ``mnist/``
+    and ``fsdd/`` as in the shared data folder."""
+    if not data.root:
+        raise ConfigError("data.root: required for multitask-digits (a folder holding mnist/mnist.npz and fsdd/)")
+    if data.modalities is not None:
+        raise ConfigError("data.modalities: multitask-digits fixes each task's modality; leave it unset")
+    if data.task != "classification":
+        raise ConfigError("data.task: multitask-digits mixes class and text outputs; keep data.task: classification")
+    train, val, test = multitask_digit_splits(data.root, data.image, data.audio, data.text, data.tasks)
+    image = (data.image.channels, data.image.size, data.image.size)
+    shapes = {"image": image, "audio": (1, data.audio.n_mels, data.audio.max_frames), "text": ()}
+    modalities = list(train.modalities)
+    return DataBundle(train, val, test, data.task, modalities, shapes, {"text": "int64"}, list(train.class_names))
+
+
+def pack_manifest(path: str | Path, data: Any, out: str | Path, shard_size: int, progress: bool) -> dict[str, Any]:
+    """Decodes a CSV manifest once with ``data``'s adapter settings and writes it as a packed dataset in ``out``.
+
+    Returns the pack's ``index.json`` contents.
+    """
+    declared = data.modalities if isinstance(data.modalities, dict) else None
+    dataset = manifest_split(path, data, None, declared, progress)
+    settings = {k: getattr(data, k).model_dump(mode="json") for k in ("image", "audio", "text", "features")}
+    return pack_dataset(dataset, Path(out), shard_size, {"target": data.target, **settings}, progress)
+
+
+@DATASETS.register("packed", ComponentConfig)
+def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
+    """Folders written by ``polymodal data pack``, read lazily; validation carved from train unless ``data.val``."""
+    for key in ("train", "test"):
+        if not getattr(data, key):
+            raise ConfigError(f"data.{key}: required for packed data (a folder from `polymodal data pack`)")
+    train = PackedDataset(data.train)
+    class_names = list(train.class_names) if train.task == "classification" else None
+    if train.task != data.task:
+        raise ConfigError(f"data.task: {data.task} but {data.train} was packed for {train.task}")
+    splits = {"test": PackedDataset(data.test, class_names)}
+    if data.val:
+        splits["val"] = PackedDataset(data.val, class_names)
+    for name, split in splits.items():
+        if split.shapes != train.shapes or split.columns != train.columns:
+            raise DataError(f"{getattr(data, name)}: packed with other columns or shapes than {data.train}")
+    if data.val:
+        val: Dataset = splits["val"]
+    else:
+        targets = train.targets.tolist() if data.task == "classification" else None
+        try:
+            train_idx, val_idx = split_indices(len(train), data.val_fraction, seed, targets)
+        except DataError as err:
+            raise DataError(f"{data.train}: {err} (pack more rows or give data.val)") from None
+        train, val = Subset(train, train_idx), Subset(train, val_idx)
+    shapes = dict(splits["test"].shapes)
+    dtypes = {m: str(d).removeprefix("torch.") for m, d in splits["test"].dtypes.items() if d != torch.float32}
+    columns = dict(splits["test"].columns)
+    modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
+    return DataBundle(train, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)

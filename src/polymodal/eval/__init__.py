@@ -24,7 +24,13 @@ from polymodal.eval.metrics import (
     retrieval_metrics,
     weighted_f1,
 )
-from polymodal.eval.plots import plot_bars, plot_confusion_matrix, plot_noise_curves, plot_training_curves
+from polymodal.eval.plots import (
+    plot_bars,
+    plot_confusion_matrix,
+    plot_modality_accuracy,
+    plot_noise_curves,
+    plot_training_curves,
+)
 from polymodal.eval.robustness import (
     add_noise,
     collect,
@@ -53,6 +59,7 @@ __all__ = [
     "pearson_r",
     "plot_bars",
     "plot_confusion_matrix",
+    "plot_modality_accuracy",
     "plot_noise_curves",
     "plot_training_curves",
     "recall_at_k",

@@ -78,7 +78,11 @@ def full_report(
     report: dict[str, Any] = {"metrics": task_metrics(outputs, targets, task)}
     name, score = task_score(task)
     single = single_modality_scores(predict, loader, modalities, score, device=device)
-    missing = missing_modality_scores(predict, loader, modalities, score, device=device)
+    if len(modalities) == 2:  # without one of two modalities is the other one alone: no need to score it twice
+        first, second = modalities
+        missing = {first: single[second], second: single[first]}
+    else:
+        missing = missing_modality_scores(predict, loader, modalities, score, device=device)
     report["per_modality"] = {m: {name: v} for m, v in single.items()}
     report["missing"] = {m: {name: v} for m, v in missing.items()}
     curves = noise_curves(predict, loader, modalities, list(noise_levels), score, seed=seed, device=device)

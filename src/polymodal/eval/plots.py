@@ -171,3 +171,35 @@ def plot_bars(values: Mapping[str, float], path: str | Path, title: str, ylabel:
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_modality_accuracy(rows: Sequence[Mapping[str, Any]], path: str | Path, score: str = "accuracy") -> Path | None:
+    """Laziness plot: validation score of the fused model and of each modality alone, per epoch.
+
+    A modality the fused model neglects stays low alone while the fused score climbs (modality laziness).
+
+    Args:
+        rows: wide log rows with ``epoch``, ``val_<score>`` and ``val_<modality>_alone_<score>``.
+        path: where to write the PNG.
+        score: the score's name.
+
+    Returns:
+        The path written, or None when the log has no per-modality scores.
+    """
+    suffix = f"_alone_{score}"
+    names = [f"val_{score}"] + sorted({c for r in rows for c in r if c.startswith("val_") and c.endswith(suffix)})
+    if len(names) == 1:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in names:
+        points = [(_number(r.get("epoch")), _number(r.get(name))) for r in rows]
+        points = [(x, y) for x, y in points if x is not None and y is not None]
+        label = "fused" if name == names[0] else name[len("val_") : -len(suffix)] + " alone"
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel(f"validation {score}")
+    ax.set_title("each modality alone per epoch (modality laziness)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

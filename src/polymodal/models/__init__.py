@@ -5,13 +5,17 @@ architectures (``MultimodalModel``) receive built parts. Losses do not belong he
 outputs, and the strategy applies objectives from ``polymodal.objectives``.
 """
 
-from polymodal.models.build import build_model
+from polymodal.models.build import ARCHITECTURES, build_model
 from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
-from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion
+from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion, LowRankFusion, TensorFusion
 from polymodal.models.heads import HEADS, LinearHead, MLPHead
+from polymodal.models.moe import MixtureOfExperts
 from polymodal.models.multimodal import MultimodalModel
+from polymodal.models.multimodel import MultiModel
+from polymodal.models.stream import MoMoModel, StreamEncoder
 
 __all__ = [
+    "ARCHITECTURES",
     "ENCODERS",
     "FUSIONS",
     "HEADS",
@@ -19,9 +23,15 @@ __all__ = [
     "LateFusion",
     "LeNetEncoder",
     "LinearHead",
+    "LowRankFusion",
     "MLPHead",
+    "MixtureOfExperts",
+    "MoMoModel",
+    "MultiModel",
     "MultimodalModel",
     "SpectrogramCNNEncoder",
+    "StreamEncoder",
+    "TensorFusion",
     "TransformerEncoder",
     "build_model",
 ]

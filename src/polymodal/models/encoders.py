@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from polymodal.modalities.text import ByteTokenizer
@@ -56,6 +57,7 @@ class SpectrogramCNNConfig(ComponentConfig):
     out_dim: int = 128
     channels: tuple[int, int, int] = (16, 32, 64)
     dropout: float = 0.1
+    input_pool: int = Field(1, ge=1)
 
 
 @ENCODERS.register("spec_cnn", SpectrogramCNNConfig)
@@ -67,12 +69,22 @@ class SpectrogramCNNEncoder(nn.Module):
         out_dim: feature size D.
         channels: widths of the three conv blocks.
         dropout: dropout before the output projection.
+        input_pool: average-pooling factor applied to the input first; large spectrograms (AV-MNIST's 112 x 112)
+            cost several times less on CPU at 2.
     """
 
     def __init__(
-        self, input_shape: tuple[int, ...], out_dim: int, channels: tuple[int, int, int], dropout: float, **_: object
+        self,
+        input_shape: tuple[int, ...],
+        out_dim: int,
+        channels: tuple[int, int, int],
+        dropout: float,
+        input_pool: int,
+        **_: object,
     ) -> None:
         super().__init__()
+        # Parameter-free, so it leaves the state-dict keys of existing checkpoints unchanged.
+        self.input_pool = nn.AvgPool2d(input_pool) if input_pool > 1 else nn.Identity()
         layers: list[nn.Module] = [nn.BatchNorm2d(input_shape[0])]
         in_ch = input_shape[0]
         for ch in channels:
@@ -85,7 +97,7 @@ class SpectrogramCNNEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, 1, n_mels, T) -> (B, D)."""
-        return self.proj(self.features(x))
+        return self.proj(self.features(self.input_pool(x)))
 
 
 class TransformerConfig(ComponentConfig):

@@ -62,3 +62,78 @@ class LateFusion(nn.Module):
         outputs = torch.stack([head(features[m]) for m in self.modalities], dim=1)  # (B, M, C)
         mask = torch.stack([present[m] for m in self.modalities], dim=1).to(outputs.dtype).unsqueeze(-1)
         return (outputs * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def _with_one(feature: Tensor, present: Tensor) -> Tensor:
+    """(B, D) feature, zeroed where absent, with a constant 1 appended: (B, D + 1)."""
+    masked = feature * present.unsqueeze(-1).to(feature.dtype)
+    return torch.cat([masked, torch.ones_like(masked[:, :1])], dim=-1)
+
+
+class TensorFusionConfig(ComponentConfig):
+    pass
+
+
+@FUSIONS.register("tensor", TensorFusionConfig)
+class TensorFusion(nn.Module):
+    """Tensor fusion (TFN, Zadeh et al. 2017, arXiv 1707.07250): outer product of the features with a 1 appended.
+
+    The appended 1 keeps every unimodal feature and every lower-order interaction in the product. Absent modalities
+    contribute zeros (their 1 stays). The fused size is the product of ``D_m + 1``, so keep features small.
+
+    Args:
+        dims: feature size of each modality, in a fixed order.
+    """
+
+    def __init__(self, dims: Mapping[str, int]) -> None:
+        super().__init__()
+        self.modalities = list(dims)
+        self.out_dim = 1
+        for d in dims.values():
+            self.out_dim *= d + 1
+
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor], head: nn.Module) -> Tensor:
+        """features: modality -> (B, D_m); present: modality -> (B,) bool. Returns head output (B, C)."""
+        fused = None
+        for m in self.modalities:
+            z = _with_one(features[m], present[m])
+            fused = z if fused is None else (fused.unsqueeze(-1) * z.unsqueeze(1)).flatten(1)
+        return head(fused)
+
+
+class LowRankFusionConfig(ComponentConfig):
+    rank: int = 4
+    dim: int = 64
+
+
+@FUSIONS.register("lowrank", LowRankFusionConfig)
+class LowRankFusion(nn.Module):
+    """Low-rank multimodal fusion (LMF, Liu et al. 2018, arXiv 1806.00064, eq. 6).
+
+    The tensor-fusion weight is factorised into ``rank`` modality-specific factors:
+    ``h = sum_r prod_m (W_m^(r) [z_m; 1]) + b``, an elementwise product over modalities, without building the
+    outer product.
+
+    Args:
+        dims: feature size of each modality, in a fixed order.
+        rank: number of rank-one terms r.
+        dim: fused output size.
+    """
+
+    def __init__(self, dims: Mapping[str, int], rank: int, dim: int) -> None:
+        super().__init__()
+        self.modalities = list(dims)
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(nn.init.xavier_normal_(torch.empty(rank, d + 1, dim))) for m, d in dims.items()}
+        )
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.out_dim = dim
+
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor], head: nn.Module) -> Tensor:
+        """features: modality -> (B, D_m); present: modality -> (B,) bool. Returns head output (B, C)."""
+        product = None
+        for m in self.modalities:
+            z = _with_one(features[m], present[m])
+            term = torch.einsum("bd,rdo->bro", z, self.factors[m])  # (B, rank, dim)
+            product = term if product is None else product * term
+        return head(product.sum(1) + self.bias)

@@ -18,13 +18,26 @@ class MultimodalModel(nn.Module):
         encoders: modality -> encoder with ``out_dim``; each maps (B, ...) to (B, D_m).
         fusion: combines features and presence masks through the head.
         head: maps the fused feature to outputs.
+        unimodal_heads: optional modality -> head mapping (B, D_m) to (B, C).
+        predictors: optional modality -> network mapping the fused representation (B, D_fused) to (B, D_m).
     """
 
-    def __init__(self, encoders: Mapping[str, nn.Module], fusion: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        fusion: nn.Module,
+        head: nn.Module,
+        unimodal_heads: Mapping[str, nn.Module] | None = None,
+        predictors: Mapping[str, nn.Module] | None = None,
+    ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
         self.head = head
+        # Optional parts of multi-task strategies (self_mi): an output head per modality on its own feature, and a
+        # network per modality that predicts that modality's feature from the fused representation.
+        self.unimodal_heads = nn.ModuleDict(unimodal_heads or {})
+        self.predictors = nn.ModuleDict(predictors or {})
 
     @property
     def modalities(self) -> list[str]:
@@ -42,11 +55,21 @@ class MultimodalModel(nn.Module):
         lengths: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """Returns (B, C) outputs from the fused features of the present modalities."""
-        features = self.encode(inputs, lengths)
+        return self.fuse(self.encode(inputs, lengths), present)
+
+    def fuse(
+        self, features: Mapping[str, Tensor], present: Mapping[str, Tensor], head: nn.Module | None = None
+    ) -> Tensor:
+        """Fuses per-modality (B, D_m) features through ``head`` (default: the model's head).
+
+        ``nn.Identity()`` as the head returns the fused representation itself (for concat fusion, the masked
+        concatenation), which is what the predictors take.
+        """
+        features = dict(features)
         batch = next(iter(features.values())).shape[0] if features else 0
         device = next(self.parameters()).device
         for m, enc in self.encoders.items():
             if m not in features:  # modality not in this batch at all: absent everywhere
                 features[m] = torch.zeros(batch, enc.out_dim, device=device)
         mask = {m: present.get(m, torch.zeros(batch, dtype=torch.bool, device=device)) for m in self.encoders}
-        return self.fusion(features, mask, self.head)
+        return self.fusion(features, mask, self.head if head is None else head)

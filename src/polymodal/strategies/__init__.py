@@ -5,8 +5,21 @@ A strategy receives the built model and implements the small contract in ``base.
 ``state_dict``. The loop itself lives only in ``polymodal.train``.
 """
 
+from polymodal.strategies.alternating import AlternatingStrategy
 from polymodal.strategies.base import STRATEGIES, Strategy
 from polymodal.strategies.joint import JointStrategy
+from polymodal.strategies.multitask import MultitaskStrategy
+from polymodal.strategies.self_mi import SelfMIStrategy
+from polymodal.strategies.staged import StagedStrategy
 from polymodal.strategies.unimodal import UnimodalStrategy
 
-__all__ = ["STRATEGIES", "JointStrategy", "Strategy", "UnimodalStrategy"]
+__all__ = [
+    "STRATEGIES",
+    "AlternatingStrategy",
+    "JointStrategy",
+    "MultitaskStrategy",
+    "SelfMIStrategy",
+    "StagedStrategy",
+    "Strategy",
+    "UnimodalStrategy",
+]

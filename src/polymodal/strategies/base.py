@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -33,6 +34,23 @@ class Strategy:
     def predict(self, batch: dict[str, Any]) -> Tensor:
         """Evaluation outputs (B, C) for a batch (the model in eval mode is the caller's job)."""
         return self.model(batch["inputs"], batch["present"], batch.get("lengths"))
+
+    def evaluate(self, loader: Any, device: Any, plots_dir: Path | None = None) -> dict[str, Any] | None:
+        """The strategy's own evaluation report, for outputs the standard report cannot score (default: none).
+
+        A strategy whose outputs are not (B, C) class scores or regression values (e.g. per-task text and classes)
+        returns ``{"metrics": {name: float}, ...}``: ``metrics`` is logged and used for selection every epoch, and
+        the rest goes into ``metrics.json`` beside it. ``None`` means the run uses the standard report.
+        """
+        return None
+
+    def batch_sampler(self, dataset: Any, batch_size: int, seed: int, rank: int, world_size: int) -> Any:
+        """A sampler of index lists that fixes which samples share a batch, or None for the Trainer's shuffle.
+
+        It must depend only on (seed, epoch) and offer ``set_position(epoch, skip_batches)`` so resume works, and
+        shard by ``rank`` under ``torchrun`` (MultiModel: single-task batches in a task order).
+        """
+        return None
 
     def substeps(self, batch: dict[str, Any]) -> list[Any]:
         """The parts of a batch that each get their own optimizer update (default: the whole batch, once).

@@ -23,6 +23,7 @@ from polymodal.train.checkpoint import (
     set_rng_state,
     unflatten_optimizer,
 )
+from polymodal.train.distributed import World
 from polymodal.train.log import CsvLog
 
 MINIMISED_METRICS = ("loss", "mae", "mse")
@@ -49,13 +50,20 @@ def resolve_device(name: str) -> torch.device:
 class EpochSampler(Sampler[int]):
     """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same batches.
 
+    Under ``torchrun`` each rank takes every ``world_size``-th index of the same order, starting at its rank (the
+    order is first padded with its own head to a multiple of ``world_size``, so every rank runs as many steps). Batch
+    ``i`` of all ranks together is then batch ``i`` of a single process with a ``world_size`` times larger batch.
+
     Args:
         size: dataset length.
         seed: run seed.
+        rank: this process's rank.
+        world_size: number of processes.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.seed = size, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.skip = 0, 0
 
     def set_position(self, epoch: int, skip: int) -> None:
@@ -64,11 +72,14 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator)[self.skip :]
-        return iter(order.tolist())
+        order = torch.randperm(self.size, generator=generator)
+        if self.world_size > 1:
+            padding = -self.size % self.world_size
+            order = torch.cat([order, order[:padding]])[self.rank :: self.world_size]
+        return iter(order[self.skip :].tolist())
 
     def __len__(self) -> int:
-        return self.size - self.skip
+        return math.ceil(self.size / self.world_size) - self.skip
 
 
 def build_optimizer(groups: list[dict[str, Any]], config: Any) -> torch.optim.Optimizer:
@@ -104,6 +115,8 @@ class Trainer:
         batch_size: training batch size.
         evaluate: called at each epoch end with the strategy; returns validation metrics (used for selection).
         num_workers: DataLoader workers.
+        world: this process's place under ``torchrun`` (default: a single process). Each rank trains on its shard
+            of every epoch with ``batch_size`` samples per step; rank 0 alone validates, checkpoints and logs.
     """
 
     def __init__(
@@ -115,6 +128,7 @@ class Trainer:
         batch_size: int,
         evaluate: Callable[[Any], dict[str, float]] | None = None,
         num_workers: int = 0,
+        world: World | None = None,
     ) -> None:
         self.strategy = strategy
         self.model: torch.nn.Module = strategy.model
@@ -124,7 +138,8 @@ class Trainer:
         self.batch_size = batch_size
         self.evaluate = evaluate
         self.num_workers = num_workers
-        self.device = resolve_device(config.device)
+        self.world = world or World()
+        self.device = self.world.device(resolve_device(config.device))
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=config.keep_checkpoints)
         self.amp = config.amp and self.device.type == "cuda"
         self.minimise = config.selection_metric in MINIMISED_METRICS
@@ -159,7 +174,11 @@ class Trainer:
         }
         return {**tensors, **optim_tensors, **rng_tensors}, state
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Writes a step checkpoint (rank 0 only; every rank must call it). Returns its path on rank 0."""
+        self._sync_running()
+        if not self.world.is_main:
+            return None
         tensors, state = self._state()
         return self.checkpoints.save(f"ckpt-{self.step:08d}", tensors, state)
 
@@ -177,16 +196,19 @@ class Trainer:
 
     def _save_best(self, metric: float) -> None:
         self.best = metric
+        if not self.world.is_main:
+            return
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         # The best weights are small and rewritten whole; same atomic writer as step checkpoints.
         self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch, "metric": metric})
 
     # ---------------------------------------------------------------- loop
-    def _non_finite(self, what: str, value: torch.Tensor) -> TrainingError:
+    def _non_finite(self, what: str, value: torch.Tensor | None) -> TrainingError:
         last = self.checkpoints.step_checkpoints()
         kept = last[-1].with_suffix(".safetensors") if last else "none"
+        shown = value.item() if value is not None and not torch.isfinite(value) else "on another rank"
         return TrainingError(
-            f"non-finite {what} ({value.item()}) at step {self.step + 1} (epoch {self.epoch + 1}); "
+            f"non-finite {what} ({shown}) at step {self.step + 1} (epoch {self.epoch + 1}); "
             f"stopped, last good checkpoint: {kept}"
         )
 
@@ -198,7 +220,11 @@ class Trainer:
         batch = move_to(batch, self.device)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for part in self.strategy.substeps(batch):
+        parts: list[Any] = self.strategy.substeps(batch)
+        # Under torchrun a strategy may split ranks' batches into different numbers of parts (e.g. the tasks present
+        # in each): a rank with fewer parts takes idle updates (``None``) so that every rank steps alike.
+        parts += [None] * (self.world.max(len(parts), self.device) - len(parts))
+        for part in parts:
             for k, v in self._update(part).items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
@@ -206,14 +232,26 @@ class Trainer:
         return {k: sums[k] / counts[k] for k in sums}
 
     def _update(self, part: Any) -> dict[str, float]:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.strategy.step(part)
-        loss = out["loss"]
-        if not torch.isfinite(loss):
+        """One optimizer update on ``part``; ``None`` is an idle update under torchrun (zero gradients here)."""
+        out: dict[str, torch.Tensor] = {}
+        if part is not None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.strategy.step(part)
+        loss = out.get("loss")
+        # Collective under torchrun: a non-finite loss on one rank stops every rank at the same step.
+        if not self.world.all_true(loss is None or bool(torch.isfinite(loss)), self.device):
             raise self._non_finite("loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.strategy.after_backward()
+        if loss is not None:
+            loss.backward()
+            self.strategy.after_backward()
+        # Gradients are averaged by hand rather than by wrapping the model in DistributedDataParallel: strategies
+        # call submodules directly (``model.encoders[m]``, ``model.encode``) and train a different parameter subset
+        # per substep, which DDP's forward hooks and unused-parameter detection do not follow. One flat all-reduce
+        # after every backward (and after the strategy's gradient hook, whose state may differ between ranks) gives
+        # every rank the same gradients, hence the same optimizer step, whatever the strategy does; the price (no
+        # overlap of communication with backward) is small at these model sizes.
+        self.world.mean_gradients_(self.model.parameters())
         # With no clipping the norm is still computed: a finite loss can have non-finite gradients.
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip or math.inf)
         if not torch.isfinite(norm):
@@ -228,22 +266,42 @@ class Trainer:
             self.running[k] = self.running.get(k, 0.0) + v
         self.running["_n"] = self.running.get("_n", 0.0) + 1
 
-    def _log_train(self, log: CsvLog, bar: Any) -> None:
+    def _sync_running(self) -> None:
+        """Under torchrun, replaces the running sums by their mean over ranks (every rank must call it).
+
+        Done before each log row and each checkpoint, so a resumed run (whose ranks all restore rank 0's sums)
+        continues from the same numbers on every rank.
+        """
+        if not self.world.active or not self.running:
+            return
+        # A rank that had no part of some kind (a task absent from its batches) lacks that key: it counts as 0.
+        keys = self.world.union(list(self.running))
+        # On the run's device: NCCL reduces CUDA tensors only.
+        sums = torch.tensor([self.running.get(k, 0.0) for k in keys], dtype=torch.float64, device=self.device)
+        values = self.world.mean_(sums).cpu()
+        self.running = dict(zip(keys, values.tolist(), strict=True))
+
+    def _log_train(self, log: CsvLog | None, bar: Any) -> None:
         """Writes the mean of each step output since the last write (nothing if no step ran)."""
+        self._sync_running()
         n = self.running.pop("_n", 0.0)
         if not n:
             return
         values = {f"train_{k}": v / n for k, v in self.running.items()}
         values["lr"] = self.scheduler.get_last_lr()[0]
-        log.write(self.step, self.epoch + 1, values)
+        if log:
+            log.write(self.step, self.epoch + 1, values)
         bar.set_postfix(loss=f"{values['train_loss']:.4f}")
         self.running = {}
 
-    def _end_epoch(self, log: CsvLog) -> None:
+    def _end_epoch(self, log: CsvLog | None) -> None:
         self.model.eval()
-        metrics = self.evaluate(self.strategy) if self.evaluate else {}
+        # Rank 0 validates on the whole split while the others wait for its numbers, so every rank selects alike.
+        metrics = self.evaluate(self.strategy) if self.evaluate and self.world.is_main else {}
+        metrics = self.world.broadcast(metrics)
         self.model.train()
-        log.write(self.step, self.epoch + 1, {f"val_{k}": v for k, v in metrics.items()})
+        if log:
+            log.write(self.step, self.epoch + 1, {f"val_{k}": v for k, v in metrics.items()})
         value = metrics.get(self.config.selection_metric)
         better = value is not None and (
             self.best is None or (value < self.best if self.minimise else value > self.best)
@@ -256,11 +314,20 @@ class Trainer:
 
     def fit(self, dataset: Dataset, resume: bool = False) -> dict[str, Any]:
         """Trains for ``config.epochs`` epochs (continuing from the latest checkpoint when ``resume``)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.world.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device).train()
         self.optimizer = build_optimizer(self.strategy.param_groups(), self.config.optimizer)
-        sampler = EpochSampler(len(dataset), self.config.seed)  # type: ignore[arg-type]
-        steps_per_epoch = math.ceil(len(dataset) / self.batch_size)  # type: ignore[arg-type]
+        rank, size = self.world.rank, self.world.size
+        batches = self.strategy.batch_sampler(dataset, self.batch_size, self.config.seed, rank, size)
+        if batches is None:
+            sampler = EpochSampler(len(dataset), self.config.seed, rank, size)  # type: ignore[arg-type]
+            steps_per_epoch, skip_unit = math.ceil(len(sampler) / self.batch_size), self.batch_size
+            batching: dict[str, Any] = {"batch_size": self.batch_size, "sampler": sampler}
+        else:
+            sampler, steps_per_epoch, skip_unit = batches, len(batches), 1
+            batching = {"batch_sampler": batches}
         self.scheduler = build_scheduler(self.optimizer, self.config.scheduler, steps_per_epoch * self.config.epochs)
         resume_rows = None
         if resume:
@@ -269,16 +336,17 @@ class Trainer:
                 raise TrainingError(f"{self.checkpoints.folder}: no usable checkpoint to resume from")
             tensors, state, _ = latest
             self._restore(tensors, state)
-            self.checkpoints.remove_partial()
+            self.world.barrier()  # every rank has read the checkpoint before rank 0 tidies the folder
+            if main:
+                self.checkpoints.remove_partial()
             resume_rows = state["log_rows"]
-        self.log = log = CsvLog(self.run_dir / "log.csv", resume_rows)
+        self.log = log = CsvLog(self.run_dir / "log.csv", resume_rows) if main else None
         # The loader gets its own generator: with the default one, each new iterator draws its base seed from the
         # global torch RNG, and a run resumed mid-epoch would draw once more than the uninterrupted run.
         loader_generator = torch.Generator()
         loader = DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
+            **batching,
             collate_fn=self.collate,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -287,7 +355,7 @@ class Trainer:
         )
         while self.epoch < self.config.epochs:
             self.strategy.on_epoch_start(self.epoch)
-            sampler.set_position(self.epoch, self.batch_in_epoch * self.batch_size)
+            sampler.set_position(self.epoch, self.batch_in_epoch * skip_unit)
             # Worker seeds depend only on (seed, epoch), like the sample order.
             loader_generator.manual_seed(self.config.seed * 100_003 + self.epoch)
             started = time.perf_counter()
@@ -295,7 +363,7 @@ class Trainer:
                 loader,
                 desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                 # None: draw only on a terminal, so piped output and one-line errors stay clean.
-                disable=None if self.config.progress else True,
+                disable=None if self.config.progress and main else True,
                 leave=False,
                 dynamic_ncols=True,
             )
@@ -311,6 +379,7 @@ class Trainer:
             self.train_seconds += time.perf_counter() - started
             self._log_train(log, bar)  # the epoch's last, partial window
             self._end_epoch(log)
+        self.world.barrier()  # rank 0's last checkpoint and best weights are on disk before anyone reads them
         return {"steps": self.step, "epochs": self.epoch, "best": self.best, "train_seconds": self.train_seconds}
 
     def load_best(self) -> None:

@@ -1,0 +1,126 @@
+"""AV-MNIST benchmark: every ``avmnist-*`` recipe over several seeds, resumable, summarised as Markdown and JSON.
+
+Usage (from the repository root, after ``polymodal data build avmnist ... --out DATA``)::
+
+    python benchmarks/avmnist.py --data DATA --runs benchmarks/runs/avmnist \
+        --methods late mla --seeds 0 1 2 -- trainer.epochs=3 data.max_train_samples=4000
+
+Finished runs (``metrics.json`` present) are skipped; a run interrupted after a checkpoint is resumed; anything after
+``--`` is passed to every run as overrides. Rows go to ``benchmarks/results/avmnist.{json,md}`` (``--results``).
+Models are selected on validation only (the Trainer's best checkpoint); test accuracy is reported, never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from polymodal.config import load_config
+from polymodal.runs import train_run
+from polymodal.train.checkpoint import CheckpointManager
+
+METHODS = ("image", "audio", "late", "concat", "tensor", "lowrank", "mla")
+# Hand-written analysis below this line in avmnist.md survives regeneration of the tables above it.
+NOTES_MARKER = "<!-- notes: kept when the tables are regenerated -->"
+
+
+def run_one(method: str, seed: int, data: Path, runs: Path, overrides: list[str]) -> dict:
+    """Trains ``avmnist-<method>`` with ``seed`` unless finished; returns its metrics."""
+    out = runs / f"{method}-seed{seed}"
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    config = load_config(
+        f"avmnist-{method}",
+        [f"data.root={data.resolve()}", f"trainer.seed={seed}", "trainer.progress=false", *overrides],
+    )
+    resume = out.is_dir() and bool(CheckpointManager(out / "checkpoints").step_checkpoints())
+    if out.is_dir() and not resume:
+        shutil.rmtree(out)
+    print(f"{'resuming' if resume else 'training'} {out}", flush=True)
+    return train_run(config, out, resume=resume)
+
+
+def row(method: str, seed: int, metrics: dict) -> dict:
+    """One row of ``avmnist.json``."""
+    return {
+        "method": method,
+        "seed": seed,
+        "epochs": metrics["epochs"],
+        "train_examples": metrics["train_examples"],
+        "test_accuracy": metrics["test"]["accuracy"],
+        "val_accuracy": metrics["val"]["accuracy"],
+        "params": metrics["params"],
+        "seconds_per_epoch": round(metrics["train_seconds"] / metrics["epochs"], 1),
+        **{f"test_{m}_alone_accuracy": v["accuracy"] for m, v in metrics["per_modality"].items()},
+    }
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    """A per-method summary (mean and spread over seeds) followed by every row."""
+    lines = [
+        "# AV-MNIST benchmark",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Hardware: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU only. "
+        f"Versions: Python {platform.python_version()}, torch {torch.__version__}.",
+        "",
+        "| method | seeds | test accuracy (mean ± sd) | val accuracy | image alone (test) | audio alone (test) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in METHODS:
+        mine = [r for r in rows if r["method"] == method]
+        if not mine:
+            continue
+
+        def stat(key: str, rows: list[dict] = mine) -> str:
+            values = [r[key] for r in rows if key in r]
+            if not values:
+                return "-"
+            spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+            return f"{statistics.mean(values):.4f}{spread}"
+
+        lines.append(
+            f"| {method} | {len(mine)} | {stat('test_accuracy')} | {stat('val_accuracy')} | "
+            f"{stat('test_image_alone_accuracy')} | {stat('test_audio_alone_accuracy')} |"
+        )
+    lines += ["", "Every run:", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder written by `polymodal data build avmnist`")
+    parser.add_argument("--runs", type=Path, default=Path("benchmarks/runs/avmnist"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("overrides", nargs="*", help="overrides for every run (after --)")
+    args = parser.parse_args(argv)
+    for seed in args.seeds:
+        for method in args.methods:
+            run_one(method, seed, args.data, args.runs, args.overrides)
+    rows = []
+    for method in METHODS:
+        for path in sorted(args.runs.glob(f"{method}-seed*/metrics.json")):
+            rows.append(row(method, int(path.parent.name.rsplit("seed", 1)[1]), json.loads(path.read_text())))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "avmnist.json").write_text(json.dumps(rows, indent=1) + "\n")
+    command = " ".join(["python", *sys.argv])
+    path = args.results / "avmnist.md"
+    old = path.read_text() if path.is_file() else ""
+    notes = old[old.index(NOTES_MARKER) :] if NOTES_MARKER in old else NOTES_MARKER + "\n"
+    path.write_text(markdown(rows, command) + "\n" + notes)
+    print(f"wrote {args.results}/avmnist.md and avmnist.json ({len(rows)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""MoMo experiments for issue 6: shared vs dual stream, staged vs one stage, simultaneous vs alternating updates.
+
+Run from the repository root (rows are appended to a part file per method and seed; ``report`` merges them):
+
+    OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1
+    OMP_NUM_THREADS=1 python benchmarks/momo.py retime     # latency again, once nothing else trains
+    python benchmarks/momo.py report
+
+Every method is the bundled recipe ``momo-digits`` plus the overrides in ``METHODS``; ``shared-staged`` is the
+recipe itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from polymodal.config import load_config
+from polymodal.runs import load_run, train_run
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))
+MNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz")
+ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 8}]"
+METHODS = {
+    "shared-staged": [],
+    "dual-staged": ["model.options.shared=false"],
+    "shared-onestage": [ONE_STAGE],
+    "shared-alternating": ["strategy.updates=alternating"],
+}
+METRICS = ("image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "itm_acc")
+
+
+def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
+    """Median milliseconds per sample at batch size 1: embed an image and a caption; match an image-caption pair."""
+    _, _, strategy = load_run(run_dir)
+    model = strategy.model
+    image = torch.randn(1, 1, 28, 28)
+    text = torch.randint(2, 258, (1, 16))
+    lengths = torch.tensor([16])
+
+    def timed(fn) -> float:
+        times = []
+        with torch.no_grad():
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times)
+
+    return {
+        "latency_ms": timed(lambda: model.encode({"image": image, "text": text}, {"text": lengths})),
+        "match_latency_ms": timed(lambda: model.match(image, text, lengths)),
+    }
+
+
+def run(seeds: list[int]) -> None:
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for method, overrides in METHODS.items():
+            out = RUNS / f"{method}-s{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false"])
+            config.data.root = MNIST
+            started = time.perf_counter()
+            metrics = train_run(config, out)
+            row = {
+                "method": method,
+                "seed": seed,
+                "params": metrics["params"],
+                **latency_ms(out),
+                **{k: metrics["representation"][k] for k in METRICS},
+                "i2t_map": metrics["representation"]["i2t_map"],
+                "t2i_map": metrics["representation"]["t2i_map"],
+                "online_probe_val": metrics["val"]["accuracy"],
+                "train_seconds": metrics["train_seconds"],
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "steps": metrics["steps"],
+                "overrides": overrides,
+                "run_dir": str(out),
+            }
+            (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
+            print(json.dumps(row), flush=True)
+
+
+def retime() -> None:
+    """Re-measures every finished run's latency, interleaving methods, once no training competes for the CPU."""
+    torch.set_num_threads(1)
+    parts = sorted(RESULTS.glob("momo.part-*.json"))
+    rows = {p: json.loads(p.read_text()) for p in parts}
+    samples: dict[Path, list[dict[str, float]]] = {p: [] for p in parts}
+    for _ in range(3):
+        for p, row in rows.items():
+            samples[p].append(latency_ms(Path(row["run_dir"])))
+    for p, row in rows.items():
+        for key in ("latency_ms", "match_latency_ms"):
+            row[key] = statistics.median(s[key] for s in samples[p])
+        p.write_text(json.dumps(row, indent=1))
+
+
+def report() -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("momo.part-*.json"))]
+    rows.sort(key=lambda r: (list(METHODS).index(r["method"]), r["seed"]))
+    env = {
+        "command": (
+            "OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 (and in parallel: MOMO_RUNS=/tmp/momo_runs_b "
+            "... run --seeds 1); OMP_NUM_THREADS=1 python benchmarks/momo.py retime; python benchmarks/momo.py report"
+        ),
+        "recipe": "momo-digits",
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "torch_threads": 1,
+    }
+    rows = [{**r, **env} for r in rows]
+    (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
+    lines.append("|" + "---|" * (5 + len(METRICS)))
+    for method in METHODS:
+        group = [r for r in rows if r["method"] == method]
+        if not group:
+            continue
+
+        def cell(key: str, scale: float = 100.0, digits: int = 1, group=group) -> str:
+            values = [r[key] * scale for r in group]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+        seeds = ",".join(str(r["seed"]) for r in group)
+        lines.append(
+            f"| {method} | {seeds} | {group[0]['params']:,} | {cell('latency_ms', 1.0, 2)} | "
+            f"{cell('match_latency_ms', 1.0, 2)} | " + " | ".join(cell(k) for k in METRICS) + " |"
+        )
+    print("\n".join(lines))
+    print(json.dumps(env))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    sub.add_parser("retime")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    {"run": lambda: run(args.seeds), "retime": retime, "report": report}[args.command]()
+
+
+if __name__ == "__main__":
+    main()

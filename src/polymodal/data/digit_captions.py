@@ -1,0 +1,119 @@
+"""MNIST digits with generated multilingual captions: images, number phrases and image-caption pairs (MoMo).
+
+Every sample holds an MNIST image and a caption naming its digit in one of eight languages and one of three
+templates per language (number words from ``num2words``), drawn per sample from a fixed seed. The captions are the
+text corpus of the unimodal text stage, and each (image, caption) is a pair of the multimodal stage. A caption names
+only the digit, and about a tenth of all images share it, so which image a caption belongs to cannot be told from
+the text alone: image-text matching and retrieval need the image.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from num2words import num2words
+from torch.utils.data import Dataset
+
+from polymodal.errors import DataError
+from polymodal.modalities.image import ImageAdapter, ImageConfig
+from polymodal.modalities.text import TextAdapter, TextConfig
+
+# Templates per language; {} is the number word. num2words gives the word itself.
+TEMPLATES = {
+    "en": ("{}", "a handwritten {}", "the digit {}"),
+    "fr": ("{}", "un {} écrit à la main", "le chiffre {}"),
+    "de": ("{}", "eine handgeschriebene {}", "die Ziffer {}"),
+    "es": ("{}", "un {} escrito a mano", "el dígito {}"),
+    "it": ("{}", "un {} scritto a mano", "la cifra {}"),
+    "pt": ("{}", "um {} escrito à mão", "o dígito {}"),
+    "nl": ("{}", "een handgeschreven {}", "het cijfer {}"),
+    "pl": ("{}", "odręczna cyfra {}", "cyfra {}"),
+}
+LANGUAGES = tuple(TEMPLATES)
+VAL_SIZE = 1000  # the last MNIST training images; kept small so per-epoch validation stays cheap on CPU
+TEST_SIZE = 2000  # the first MNIST test images
+SPLITS = ("train", "val", "test")
+
+
+def caption(digit: int, language: str, template: int) -> str:
+    """The caption of ``digit`` in ``language`` with template number ``template``, e.g. ``"le chiffre sept"``."""
+    return TEMPLATES[language][template].format(num2words(digit, lang=language))
+
+
+def _read_mnist(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found (data.root must be a Keras-style mnist.npz)") from None
+    except KeyError as err:
+        raise DataError(f"{path}: missing array {err} (expected Keras-style mnist.npz)") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: not a readable mnist .npz ({' '.join(str(err).split())})") from None
+
+
+class DigitCaptions(Dataset):
+    """One split of captioned MNIST; a sample is ``{"inputs": {"image", "text"}, "target": digit, "index": i}``.
+
+    Args:
+        images: (N, 28, 28) uint8 MNIST images.
+        labels: (N,) digits.
+        seed: seed of the per-sample language and template.
+        image: image adapter settings.
+        text: tokeniser settings.
+
+    Attributes:
+        languages: (N,) index into ``LANGUAGES`` of each caption (for a language probe).
+        captions: the caption strings.
+    """
+
+    modalities = ("image", "text")
+    class_names = [str(d) for d in range(10)]
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, image: ImageConfig, text: TextConfig) -> None:
+        rng = np.random.default_rng(seed)
+        self.languages = rng.integers(0, len(LANGUAGES), len(labels))
+        templates = rng.integers(0, 3, len(labels))
+        # 240 distinct captions in all: num2words runs once per (digit, language, template).
+        cache: dict[tuple[int, int, int], str] = {}
+        self.captions = []
+        for d, lang, t in zip(labels.tolist(), self.languages.tolist(), templates.tolist(), strict=True):
+            if (d, lang, t) not in cache:
+                cache[(d, lang, t)] = caption(d, LANGUAGES[lang], t)
+            self.captions.append(cache[(d, lang, t)])
+        adapter = TextAdapter(text)
+        self._tokens = {c: adapter.from_text(c) for c in set(self.captions)}
+        # Kept as uint8 and converted per sample: 59,000 float images would take 185 MB.
+        self._images = images
+        self._adapter = ImageAdapter(image)
+        self.targets = torch.from_numpy(labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        inputs = {"image": self._adapter.from_array(self._images[i], "mnist"), "text": self._tokens[self.captions[i]]}
+        return {"inputs": inputs, "target": self.targets[i], "index": i}
+
+
+def digit_caption_splits(
+    path: str | Path, seed: int, image: ImageConfig, text: TextConfig
+) -> tuple[DigitCaptions, DigitCaptions, DigitCaptions]:
+    """Train (MNIST train minus its last VAL_SIZE), val (those) and test (first TEST_SIZE MNIST test images).
+
+    The captions of each split are drawn with their own fixed seed derived from ``seed``.
+    """
+    arrays = _read_mnist(Path(path))
+    n = len(arrays["x_train"]) - VAL_SIZE
+    parts = {
+        "train": (arrays["x_train"][:n], arrays["y_train"][:n]),
+        "val": (arrays["x_train"][n:], arrays["y_train"][n:]),
+        "test": (arrays["x_test"][:TEST_SIZE], arrays["y_test"][:TEST_SIZE]),
+    }
+    return tuple(  # type: ignore[return-value]
+        DigitCaptions(x, y, seed * 3 + k, image, text) for k, (x, y) in enumerate(parts[s] for s in SPLITS)
+    )

@@ -1,0 +1,228 @@
+"""Five digit tasks across modalities for multi-task training (MultiModel, arXiv 1706.05137).
+
+| task        | input  | output                   | train | source                                   |
+|-------------|--------|--------------------------|-------|------------------------------------------|
+| `mnist`     | image  | digit class              | 1000  | MNIST                                    |
+| `asr`       | audio  | the spoken word as text  | 960   | FSDD (official train split, takes 8-23)  |
+| `speaker`   | audio  | speaker class (6)        | 960   | FSDD, the same clips                     |
+| `translate` | text   | French number words      | 700   | 0-999 in English words -> French words   |
+| `parse`     | text   | digit string             | 300   | 0-999 in English words -> "342"          |
+
+``parse`` is the deliberately low-data task, as parsing was in the paper. Number phrases come from
+``assets/number_phrases.tsv`` (built by ``scripts/build_number_phrases.py`` with num2words). The numbers are split
+once (test 200, validation 100, the rest for training), the same for ``translate`` and ``parse``, so no test number is
+ever seen in training by either task. FSDD validation is takes 5-7 of the official train split, test the official
+takes 0-4; MNIST validation is the 300 training images after the first 1000, test the first 500 test images.
+The large tasks are cut to about a thousand examples each so a joint run fits a few CPU minutes.
+
+A sample is ``{"inputs": {modality: tensor}, "target": LongTensor(1 + OUTPUT_LENGTH), "index": i}``: ``target[0]``
+is the task id and ``target[1:]`` the output, either the class index (global over :data:`CLASS_NAMES`, each class
+task owning a range) followed by zeros, or the output bytes (ids of :class:`ByteTokenizer`) followed by 0, which ends
+the text and pads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from polymodal.errors import ConfigError, DataError
+from polymodal.modalities.audio import AudioAdapter, AudioConfig
+from polymodal.modalities.image import ImageAdapter, ImageConfig
+from polymodal.modalities.text import ByteTokenizer, TextAdapter, TextConfig
+
+OUTPUT_LENGTH = 36  # bytes of the longest output (33, French number words) plus the end byte, rounded up
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+MNIST_TRAIN, MNIST_VAL, MNIST_TEST = 1000, 300, 500
+NUMBER_TEST, NUMBER_VAL, PARSE_TRAIN = 200, 100, 300
+FSDD_VAL_TAKES, FSDD_TRAIN_TAKES = range(5, 8), range(8, 24)  # takes 0-4 are FSDD's official test split
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its input modality, its output (``class`` or ``text``) and, for classes, its names."""
+
+    name: str
+    modality: str
+    output: str
+    classes: tuple[str, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        """Higher-is-better score: accuracy for classes, exact match for text."""
+        return "accuracy" if self.output == "class" else "exact_match"
+
+
+TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("mnist", "image", "class", DIGIT_WORDS),
+    TaskSpec("asr", "audio", "text"),
+    TaskSpec("speaker", "audio", "class", SPEAKERS),
+    TaskSpec("translate", "text", "text"),
+    TaskSpec("parse", "text", "text"),
+)
+LOW_DATA_TASKS = ("parse",)
+
+
+def class_offsets(tasks: tuple[TaskSpec, ...] = TASKS) -> dict[str, int]:
+    """Start of each class task's range in the global class list."""
+    offsets, start = {}, 0
+    for task in tasks:
+        if task.output == "class":
+            offsets[task.name] = start
+            start += len(task.classes)
+    return offsets
+
+
+CLASS_NAMES = [f"{t.name}:{c}" for t in TASKS for c in t.classes]
+
+
+def number_phrases() -> list[tuple[int, str, str]]:
+    """(number, English words, French words) for 0-999, from the bundled TSV."""
+    text = (resources.files("polymodal") / "data" / "assets" / "number_phrases.tsv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
+    return [(int(r["number"]), r["en"], r["fr"]) for r in rows]
+
+
+def _text_target(task_id: int, text: str) -> Tensor:
+    tokens = ByteTokenizer(OUTPUT_LENGTH - 1).encode(text)
+    target = torch.zeros(1 + OUTPUT_LENGTH, dtype=torch.long)
+    target[0] = task_id
+    target[1 : 1 + len(tokens)] = tokens
+    return target
+
+
+def _class_target(task_id: int, index: int) -> Tensor:
+    target = torch.zeros(1 + OUTPUT_LENGTH, dtype=torch.long)
+    target[0], target[1] = task_id, index
+    return target
+
+
+@functools.lru_cache(maxsize=2)
+def _fsdd(root: str, audio_json: str) -> tuple[Tensor, list[dict[str, Any]]]:
+    """Every FSDD clip as a log-mel (N, 1, F, T) and its row of ``splits.csv`` (cached: runs in one process share)."""
+    folder = Path(root) / "fsdd"
+    try:
+        with (folder / "splits.csv").open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise DataError(f"{folder / 'splits.csv'}: cannot read ({err.strerror}); data.root must hold fsdd/") from None
+    adapter = AudioAdapter(AudioConfig.model_validate_json(audio_json))
+    return torch.stack([adapter.from_file(folder / r["path"]) for r in rows]), rows
+
+
+def _mnist(root: str) -> dict[str, np.ndarray]:
+    path = Path(root) / "mnist" / "mnist.npz"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err}); data.root must hold mnist/mnist.npz") from None
+
+
+class MultitaskDigits(Dataset):
+    """One split of the five tasks, concatenated task by task.
+
+    Args:
+        samples: (task id, modality, input tensor, target) per sample.
+    """
+
+    modalities = ("image", "audio", "text")
+    class_names = CLASS_NAMES
+
+    def __init__(self, samples: list[tuple[int, str, Tensor, Tensor]]) -> None:
+        self.samples = samples
+        self.tasks = torch.tensor([s[0] for s in samples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        _, modality, x, target = self.samples[index]
+        return {"inputs": {modality: x}, "target": target, "index": index}
+
+
+def multitask_digit_splits(
+    root: str, image: ImageConfig, audio: AudioConfig, text: TextConfig, tasks: list[str] | None = None
+) -> tuple[MultitaskDigits, MultitaskDigits, MultitaskDigits]:
+    """Builds train, validation and test splits from ``root`` (holding ``mnist/`` and ``fsdd/``).
+
+    Args:
+        root: the data folder.
+        image: image adapter settings.
+        audio: audio adapter settings.
+        text: text adapter settings (inputs; outputs are bytes up to ``OUTPUT_LENGTH``).
+        tasks: names of the tasks to build (default all); task ids stay those of :data:`TASKS`.
+    """
+    ids = {t.name: i for i, t in enumerate(TASKS)}
+    unknown = [t for t in tasks or [] if t not in ids]
+    if unknown or tasks == []:
+        raise ConfigError(f"data.tasks: unknown or no tasks {unknown} (known: {', '.join(ids)})")
+    wanted = set(tasks or ids)
+    splits: dict[str, list[tuple[int, str, Tensor, Tensor]]] = {"train": [], "val": [], "test": []}
+
+    if "mnist" in wanted:
+        _add_mnist(splits, root, image)
+    if wanted & {"asr", "speaker"}:
+        _add_fsdd(splits, root, audio)
+    if wanted & {"translate", "parse"}:
+        _add_numbers(splits, text)
+    chosen = {s: [x for x in samples if TASKS[x[0]].name in wanted] for s, samples in splits.items()}
+    return MultitaskDigits(chosen["train"]), MultitaskDigits(chosen["val"]), MultitaskDigits(chosen["test"])
+
+
+def _add_mnist(splits: dict[str, list[Any]], root: str, image: ImageConfig) -> None:
+    task_id, offset = [t.name for t in TASKS].index("mnist"), class_offsets()["mnist"]
+    mnist = _mnist(root)
+    images = ImageAdapter(image)
+    parts = {
+        "train": (mnist["x_train"][:MNIST_TRAIN], mnist["y_train"][:MNIST_TRAIN]),
+        "val": (mnist["x_train"][MNIST_TRAIN : MNIST_TRAIN + MNIST_VAL], mnist["y_train"][MNIST_TRAIN:][:MNIST_VAL]),
+        "test": (mnist["x_test"][:MNIST_TEST], mnist["y_test"][:MNIST_TEST]),
+    }
+    for split, (x, y) in parts.items():
+        for pixels, label in zip(images.from_arrays(x, "mnist.npz"), y.tolist(), strict=True):
+            splits[split].append((task_id, "image", pixels, _class_target(task_id, offset + label)))
+
+
+def _add_fsdd(splits: dict[str, list[Any]], root: str, audio: AudioConfig) -> None:
+    ids, offsets = {t.name: i for i, t in enumerate(TASKS)}, class_offsets()
+    spectrograms, rows = _fsdd(str(root), audio.model_dump_json())
+    for mel, row in zip(spectrograms, rows, strict=True):
+        take = int(row["index"])
+        split = "test" if row["official_split"] == "test" else "val" if take in FSDD_VAL_TAKES else "train"
+        if split == "train" and take not in FSDD_TRAIN_TAKES:
+            continue
+        word = DIGIT_WORDS[int(row["digit"])]
+        speaker = offsets["speaker"] + SPEAKERS.index(row["speaker"])
+        splits[split].append((ids["asr"], "audio", mel, _text_target(ids["asr"], word)))
+        splits[split].append((ids["speaker"], "audio", mel, _class_target(ids["speaker"], speaker)))
+
+
+def _add_numbers(splits: dict[str, list[Any]], text: TextConfig) -> None:
+    ids = {t.name: i for i, t in enumerate(TASKS)}
+    phrases = number_phrases()
+    # A fixed split of the numbers (not the run seed), so every run tests on the same 200 numbers.
+    order = np.random.default_rng(0).permutation(len(phrases))
+    by_split = {
+        "test": order[:NUMBER_TEST],
+        "val": order[NUMBER_TEST : NUMBER_TEST + NUMBER_VAL],
+        "train": order[NUMBER_TEST + NUMBER_VAL :],
+    }
+    tokens = TextAdapter(text)
+    for split, chosen in by_split.items():
+        for rank, i in enumerate(chosen.tolist()):
+            number, english, french = phrases[i]
+            x = tokens.from_text(english)
+            splits[split].append((ids["translate"], "text", x, _text_target(ids["translate"], french)))
+            if split != "train" or rank < PARSE_TRAIN:
+                splits[split].append((ids["parse"], "text", x, _text_target(ids["parse"], str(number))))

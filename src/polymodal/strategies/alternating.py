@@ -1,0 +1,140 @@
+"""Alternating unimodal adaptation (MLA, Zhang et al., CVPR 2024, arXiv 2311.10707)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from polymodal.errors import ConfigError
+from polymodal.objectives import project_gradient, update_projector
+from polymodal.registry import ComponentConfig
+from polymodal.strategies.base import STRATEGIES, Strategy
+
+
+class AlternatingConfig(ComponentConfig):
+    projection: bool = True
+    alpha: float = Field(1.0, gt=0)
+    alpha_decay: float = Field(0.1, gt=0, le=1)
+    decay_updates: int = Field(1000, ge=1)
+
+
+def entropy_weights(logits: Tensor, present: Tensor) -> Tensor:
+    """MLA's test-time fusion weights: a softmax over modalities of minus each prediction's entropy, per sample.
+
+    ``w_m = exp(-e_m) / sum_k exp(-e_k)`` with ``e_m`` the entropy of modality m's softmax (arXiv 2311.10707,
+    eq. 9; the paper's ``max_k e_k`` shift cancels in the softmax). Absent modalities get weight 0.
+
+    Args:
+        logits: per-modality outputs, (B, M, C).
+        present: (B, M) bool.
+
+    Returns:
+        Weights (B, M) summing to 1 over the present modalities of each sample.
+    """
+    # A sample with no present modality would get all -inf scores; it falls back to equal weights.
+    present = present | ~present.any(dim=1, keepdim=True)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)  # (B, M)
+    return torch.softmax((-entropy).masked_fill(~present, float("-inf")), dim=1)
+
+
+@STRATEGIES.register("alternating", AlternatingConfig)
+class AlternatingStrategy(Strategy):
+    """MLA: one update per modality per batch, each through that modality's encoder and the shared head.
+
+    Training alternates modalities so no modality can lean on another (modality laziness). With ``projection``, the
+    gradient of every linear layer of the shared head is multiplied by a projector (OWM) that is updated after each
+    step from the mean input of that layer, so a modality's update disturbs little of what earlier modalities taught
+    the head. ``alpha`` decays as ``alpha * alpha_decay ** (updates / decay_updates)``: the paper decays it during
+    training; the schedule here is explicit and independent of the epoch length. At test time the per-modality
+    predictions are combined with entropy weights (:func:`entropy_weights`).
+
+    Departures from the released code (github.com/CXianRen/MLA, see issue #5): the projection actually runs (the
+    released code never reaches it through a name mismatch), and models are selected on validation, never test.
+
+    Args:
+        model: a model with ``encoders`` and a ``head`` over features of equal size (``late`` fusion).
+        task: must be ``"classification"`` (the fusion weights are entropies of class distributions).
+        projection: project the shared head's gradients.
+        alpha: initial OWM regulariser.
+        alpha_decay: factor alpha is multiplied by every ``decay_updates`` updates.
+        decay_updates: updates (one per modality per batch) over which alpha decays by ``alpha_decay``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        projection: bool,
+        alpha: float,
+        alpha_decay: float,
+        decay_updates: int,
+    ) -> None:
+        super().__init__(model, task)
+        if task != "classification":
+            raise ConfigError("strategy.name: alternating (MLA) needs a classification task")
+        dims = {e.out_dim for e in model.encoders.values()}
+        if len(dims) != 1:
+            raise ConfigError(f"strategy.name: alternating shares one head, so encoder out_dim must match ({dims})")
+        self.projection = projection
+        self.alpha, self.alpha_decay, self.decay_updates = alpha, alpha_decay, decay_updates
+        self.updates = 0
+        self._layers = {n: m for n, m in model.head.named_modules() if isinstance(m, nn.Linear)}
+        self.projectors = {n: torch.eye(m.in_features) for n, m in self._layers.items()}
+        self._inputs: dict[str, Tensor] = {}
+        for name, layer in self._layers.items():
+            layer.register_forward_pre_hook(self._record(name))
+
+    def _record(self, name: str) -> Any:
+        def hook(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+            if module.training and torch.is_grad_enabled():
+                self._inputs[name] = args[0].detach().float().mean(0)
+
+        return hook
+
+    def substeps(self, batch: dict[str, Any]) -> list[Any]:
+        return [{"modality": m, "batch": batch} for m in self.model.encoders if m in batch["inputs"]]
+
+    def _logits(self, batch: dict[str, Any], modality: str) -> Tensor:
+        lengths = (batch.get("lengths") or {}).get(modality)
+        return self.model.head(self.model.encoders[modality](batch["inputs"][modality], lengths))
+
+    def step(self, part: dict[str, Any]) -> dict[str, Tensor]:
+        modality, batch = part["modality"], part["batch"]
+        keep = batch["present"][modality]
+        logits = self._logits(batch, modality)
+        loss = self.loss(logits[keep], batch["target"][keep]) if bool(keep.any()) else logits.sum() * 0.0
+        return {"loss": loss, f"{modality}_loss": loss.detach()}
+
+    def after_backward(self) -> None:
+        if self.projection:
+            alpha = self.alpha * self.alpha_decay ** (self.updates / self.decay_updates)
+            for name, layer in self._layers.items():
+                projector = self.projectors[name].to(layer.weight.device)
+                if layer.weight.grad is not None:
+                    grad = project_gradient(layer.weight.grad.float(), projector)
+                    layer.weight.grad.copy_(grad.to(layer.weight.grad.dtype))
+                if name in self._inputs:
+                    self.projectors[name] = update_projector(projector, self._inputs[name].to(projector), alpha)
+        self._inputs.clear()
+        self.updates += 1
+
+    def predict(self, batch: dict[str, Any]) -> Tensor:
+        """Log of the entropy-weighted mean of the per-modality class probabilities, (B, C)."""
+        names = [m for m in self.model.encoders if m in batch["inputs"]]
+        logits = torch.stack([self._logits(batch, m) for m in names], dim=1)  # (B, M, C)
+        present = torch.stack([batch["present"][m] for m in names], dim=1)
+        weights = entropy_weights(logits, present)
+        probs = (weights.unsqueeze(-1) * torch.softmax(logits.float(), dim=-1)).sum(1)
+        return probs.clamp_min(1e-12).log()
+
+    def state_dict(self) -> dict[str, Any]:
+        # Projectors are (D, D) for the head's input sizes (64 x 64 for the bundled recipe), small enough for JSON.
+        return {"updates": self.updates, "projectors": {n: p.cpu().tolist() for n, p in self.projectors.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.projectors = {n: torch.tensor(p, dtype=torch.float32) for n, p in state["projectors"].items()}

@@ -1,0 +1,100 @@
+"""The staged (MoMo) strategy: stage schedule, update modes, learning on a tiny batch, state and bad configs."""
+
+import pytest
+import torch
+
+from polymodal.config import validate_config
+from polymodal.data.collate import Collate
+from polymodal.errors import ConfigError
+from polymodal.models import build_model
+from polymodal.strategies import STRATEGIES
+
+STAGES = [
+    {"data": ["image"], "objectives": ["mpm"], "epochs": 1},
+    {"data": ["image", "text"], "objectives": ["mpm", "mlm"], "epochs": 2},
+    {"data": ["text", "pair"], "objectives": ["mlm", "itc", "itm"], "epochs": 1},
+]
+
+
+def _strategy(**params):
+    options = {"patch_size": 2, "dim": 16, "depth": 1, "heads": 2, "projection_dim": 8, "max_text_length": 8}
+    config = validate_config(
+        {"model": {"name": "momo", "options": options}, "strategy": {"name": "staged", "stages": STAGES, **params}},
+        "test",
+    )
+    model = build_model(config.model, {"image": (1, 4, 4), "text": ()}, out_dim=2)
+    return STRATEGIES.build(config.strategy, model=model, task="classification")
+
+
+def _batch() -> dict:
+    """Two classes: a bright or dark image, captioned with token 10 or 20 (plus a shared token)."""
+    target = torch.tensor([0, 1, 0, 1])
+    samples = [
+        {
+            "inputs": {"image": torch.full((1, 4, 4), float(t) * 2 - 1), "text": torch.tensor([10 + 10 * int(t), 5])},
+            "target": t,
+            "index": i,
+        }
+        for i, t in enumerate(target)
+    ]
+    return Collate()(samples)
+
+
+def test_stage_follows_the_epoch_and_the_last_stage_continues():
+    strategy = _strategy()
+    stages = []
+    for epoch in range(6):
+        strategy.on_epoch_start(epoch)
+        stages.append(strategy.stage)
+    assert stages == [0, 1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "updates,expected", [("simultaneous", [["image", "text"]]), ("alternating", [["image"], ["text"]])]
+)
+def test_substeps_accumulate_or_alternate_the_active_data(updates, expected):
+    strategy = _strategy(updates=updates)
+    strategy.on_epoch_start(1)
+    parts = strategy.substeps(_batch())
+    assert [p["data"] for p in parts] == expected
+    out = strategy.step(parts[0])
+    assert set(out) == ({"loss", "mpm", "mlm", "probe"} if updates == "simultaneous" else {"loss", "mpm", "probe"})
+
+
+def test_pair_stage_learns_to_align_and_match():
+    strategy = _strategy()
+    strategy.on_epoch_start(3)
+    batch = _batch()
+    optimizer = torch.optim.AdamW(strategy.param_groups(), lr=1e-2)
+    first = {k: float(v.detach()) for k, v in strategy.step(batch).items()}
+    for _ in range(25):
+        loss = strategy.step(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    last = {k: float(v.detach()) for k, v in strategy.step(batch).items()}
+    assert set(first) == {"loss", "mlm", "mlm_pair", "itc", "itm", "probe"}
+    assert last["loss"] < 0.5 * first["loss"] and last["itc"] < first["itc"] and last["itm"] < first["itm"]
+    strategy.model.eval()
+    assert strategy.predict(batch).argmax(-1).tolist() == batch["target"].tolist()
+
+
+def test_state_round_trips_through_json_values():
+    strategy = _strategy()
+    strategy.on_epoch_start(3)
+    other = _strategy()
+    other.load_state_dict(strategy.state_dict())
+    assert other.stage == 2
+
+
+def test_a_stage_whose_data_has_no_objective_is_a_one_line_error():
+    bad = [{"data": ["image", "pair"], "objectives": ["mpm"], "epochs": 1}]
+    with pytest.raises(ConfigError, match=r"strategy\.stages\.0.*data 'pair' has no objective"):
+        validate_config({"model": {"name": "momo"}, "strategy": {"name": "staged", "stages": bad}}, "test")
+
+
+def test_staged_on_a_fused_model_is_a_one_line_error():
+    config = validate_config({"model": {"encoders": {"image": {"name": "lenet"}}}}, "test")
+    model = build_model(config.model, {"image": (1, 8, 8)}, out_dim=2)
+    with pytest.raises(ConfigError, match="staged needs model.name: momo"):
+        STRATEGIES.build(STRATEGIES.validate({"name": "staged"}, "s"), model=model, task="classification")

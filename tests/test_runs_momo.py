@@ -1,0 +1,47 @@
+"""A MoMo run end to end on a few real MNIST digits: run directory, representation metrics and `embed`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from polymodal.cli import main
+from polymodal.config import load_config
+from polymodal.data.digit_captions import VAL_SIZE
+from polymodal.runs import train_run
+
+# The shared data folder sits beside the repository (as in CI).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+MNIST = SHARED_DATA / "mnist" / "mnist.npz"
+ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 1}]"
+
+
+def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_path: Path):
+    with np.load(MNIST) as full:  # a small copy: 16 training, VAL_SIZE validation and 16 test digits
+        arrays = {k: full[k][: VAL_SIZE + 16] if "train" in k else full[k][:16] for k in full.files}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    overrides = [
+        f"data.root={tmp_path / 'mnist.npz'}",
+        "data.eval_batch_size=512",
+        "model.options={dim: 16, depth: 1, heads: 2, projection_dim: 8, max_text_length: 32}",
+        ONE_STAGE,
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "eval.noise_levels=[0.0]",
+    ]
+    metrics = train_run(load_config("momo-digits", overrides), tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["strategy"] == "staged" and set(saved["per_modality"]) == {"image", "text"}
+    keys = {"image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "itm_acc"}
+    assert keys <= set(metrics["representation"])
+    assert all(0.0 <= metrics["representation"][k] <= 1.0 for k in keys)
+
+    Image.fromarray(arrays["x_test"][0]).save(tmp_path / "digit.png")
+    for modality, inputs in (("text", ["le chiffre sept", "seven"]), ("image", [str(tmp_path / "digit.png")])):
+        out = tmp_path / f"{modality}.npy"
+        assert main(["embed", str(tmp_path / "run"), "--modality", modality, *inputs, "--out", str(out)]) == 0
+        assert np.load(out).shape == (len(inputs), 16)
