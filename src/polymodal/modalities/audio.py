@@ -8,6 +8,7 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
 from pydantic import Field, model_validator
 from scipy.io import wavfile
@@ -148,8 +149,6 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         sample_rate, data = wavfile.read(path)
     except Exception as scipy_err:  # scipy raises ValueError, EOFError or struct.error on bad headers
         try:
-            import soundfile
-
             data, sample_rate = soundfile.read(path, dtype="float32", always_2d=False)
         except Exception:
             raise DataError(f"{path}: not a readable WAV file ({_one_line(scipy_err)})") from None

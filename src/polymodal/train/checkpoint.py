@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -168,10 +170,6 @@ class CheckpointManager:
 
 def rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Torch (and CUDA) RNG states as tensors; Python and NumPy RNG states as JSON."""
-    import random
-
-    import numpy as np
-
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -186,10 +184,6 @@ def rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
 
 def set_rng_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Restores what ``rng_state`` returned."""
-    import random
-
-    import numpy as np
-
     torch.set_rng_state(tensors["rng.torch"])
     cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda and torch.cuda.is_available():
