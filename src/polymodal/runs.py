@@ -26,11 +26,12 @@ from polymodal.errors import ConfigError
 from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
 from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
+from polymodal.fileio import atomic_write_bytes, atomic_write_text
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
 from polymodal.models import build_model
 from polymodal.strategies import STRATEGIES
 from polymodal.train import Trainer, seed_everything
-from polymodal.train.checkpoint import CheckpointManager, atomic_write_bytes, atomic_write_text
+from polymodal.train.checkpoint import CheckpointManager
 from polymodal.train.distributed import World, distributed_session
 from polymodal.train.log import wide_rows
 from polymodal.train.trainer import resolve_device

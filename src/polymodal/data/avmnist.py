@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from scipy.signal import spectrogram
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from polymodal.data.mnist import read_mnist
 from polymodal.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
@@ -107,18 +107,6 @@ def _read_recordings(fsdd: Path) -> tuple[list[str], list[np.ndarray], np.ndarra
     return names, waves, np.array(digits), np.array(test)
 
 
-def _read_mnist(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except KeyError as err:
-        raise DataError(f"{path}: missing array {err} (expected Keras-style mnist.npz)") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: not a readable mnist .npz ({' '.join(str(err).split())})") from None
-
-
 def pair_recordings(labels: np.ndarray, digits: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For each label, a recording of the same digit from ``pool``, cycling through a shuffled list per digit."""
     out = np.empty(len(labels), dtype=np.int64)
@@ -161,7 +149,7 @@ def build_avmnist(
         raise DataError(f"{out}: already holds an AV-MNIST build (meta.json exists); choose another --out")
     if not 1 <= components <= 784:
         raise ConfigError(f"--components: must be in 1..784, got {components}")
-    arrays = _read_mnist(mnist)
+    arrays = read_mnist(mnist)
     names, waves, digits, test_pool = _read_recordings(fsdd)
     rng = np.random.default_rng(seed)
     n_train = len(arrays["x_train"]) - val_size

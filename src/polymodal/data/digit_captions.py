@@ -9,7 +9,6 @@ the text alone: image-text matching and retrieval need the image.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from num2words import num2words
 from torch.utils.data import Dataset
 
-from polymodal.errors import DataError
+from polymodal.data.mnist import read_mnist
 from polymodal.modalities.image import ImageAdapter, ImageConfig
 from polymodal.modalities.text import TextAdapter, TextConfig
 
@@ -42,18 +41,6 @@ SPLITS = ("train", "val", "test")
 def caption(digit: int, language: str, template: int) -> str:
     """The caption of ``digit`` in ``language`` with template number ``template``, e.g. ``"le chiffre sept"``."""
     return TEMPLATES[language][template].format(num2words(digit, lang=language))
-
-
-def _read_mnist(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (data.root must be a Keras-style mnist.npz)") from None
-    except KeyError as err:
-        raise DataError(f"{path}: missing array {err} (expected Keras-style mnist.npz)") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: not a readable mnist .npz ({' '.join(str(err).split())})") from None
 
 
 class DigitCaptions(Dataset):
@@ -107,7 +94,7 @@ def digit_caption_splits(
 
     The captions of each split are drawn with their own fixed seed derived from ``seed``.
     """
-    arrays = _read_mnist(Path(path))
+    arrays = read_mnist(Path(path))
     n = len(arrays["x_train"]) - VAL_SIZE
     parts = {
         "train": (arrays["x_train"][:n], arrays["y_train"][:n]),

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from polymodal.data.mnist import read_mnist
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.image import ImageAdapter, ImageConfig
@@ -121,12 +122,7 @@ def _fsdd(root: str, audio_json: str) -> tuple[Tensor, list[dict[str, Any]]]:
 
 
 def _mnist(root: str) -> dict[str, np.ndarray]:
-    path = Path(root) / "mnist" / "mnist.npz"
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err}); data.root must hold mnist/mnist.npz") from None
+    return read_mnist(Path(root) / "mnist" / "mnist.npz")
 
 
 class MultitaskDigits(Dataset):

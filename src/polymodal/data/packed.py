@@ -16,7 +16,6 @@ columns, the adapter settings used and the sha256 of every file. :class:`PackedD
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,17 +28,10 @@ from tqdm import tqdm
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.vocab import SEQUENCE_MODALITIES
 from polymodal.errors import DataError
+from polymodal.fileio import sha256_file
 
 FORMAT = "polymodal-packed"
 VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _save(path: Path, array: np.ndarray) -> str:
@@ -50,7 +42,7 @@ def _save(path: Path, array: np.ndarray) -> str:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return _sha256(path)
+    return sha256_file(path)
 
 
 def _shard_arrays(dataset: ManifestDataset, indices: range, bar: Any) -> dict[str, np.ndarray]:
@@ -180,7 +172,7 @@ class PackedDataset(torch.utils.data.Dataset):
                 path = self.folder / entry["file"]
                 if not path.is_file():
                     raise DataError(f"{path}: shard file missing")
-                if _sha256(path) != entry["sha256"]:
+                if sha256_file(path) != entry["sha256"]:
                     raise DataError(f"{path}: checksum mismatch (truncated or corrupted shard; pack again)")
 
     def __getstate__(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ Backends:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from polymodal.errors import ConfigError, DataError
+from polymodal.fileio import sha256_file
 
 BACKENDS: tuple[str, ...] = ("exact", "faiss-flat", "faiss-ivf")
 FORMAT = "polymodal-index"
@@ -36,14 +36,6 @@ def _faiss() -> Any:
     except ImportError:
         raise ConfigError("--backend faiss-*: faiss is not installed (pip install 'polymodal[faiss]')") from None
     return faiss
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -152,7 +144,7 @@ class EmbeddingIndex:
             "dim": self.dim,
             "nlist": self.nlist,
             "nprobe": self.nprobe,
-            "files": {k: {"file": f, "sha256": _sha256(folder / f)} for k, f in files.items()},
+            "files": {k: {"file": f, "sha256": sha256_file(folder / f)} for k, f in files.items()},
             "ids": self.ids,
         }
         tmp = folder / ".index.json.tmp"
@@ -174,7 +166,7 @@ class EmbeddingIndex:
             raise DataError(f"{path}: not a {FORMAT} file")
         for entry in meta["files"].values():
             file = folder / entry["file"]
-            if not file.is_file() or _sha256(file) != entry["sha256"]:
+            if not file.is_file() or sha256_file(file) != entry["sha256"]:
                 raise DataError(f"{file}: missing or checksum mismatch (rebuild the index)")
         vectors = np.load(folder / meta["files"]["vectors"]["file"], allow_pickle=False)
         faiss_index = None

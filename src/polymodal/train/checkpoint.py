@@ -7,7 +7,6 @@ state, and the sha256 of the tensor file). The JSON is written last, so its pres
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,32 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from polymodal.fileio import atomic_write_text, sha256_file
 
 
 def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
