@@ -67,8 +67,8 @@ def main() -> None:
         f"{', '.join(map(str, meta['threads']))} torch thread(s); "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         + f". Seed(s): {', '.join(map(str, meta['seed']))}.",
-        f"The machine was shared with other jobs (load average: {meta['load'] or 'not recorded'}); the pairing is",
-        "there to cancel that drift, and `pair_ratios` in the JSON shows the spread.",
+        f"Machine load while measuring: {meta['load'] or 'not recorded'}. The pairing cancels drift in load, and",
+        "`pair_ratios` in the JSON shows the spread.",
         "",
         "| " + " | ".join(KEYS) + " | pair ratios (min-max) |",
         "|" + "---|" * (len(KEYS) + 1),
