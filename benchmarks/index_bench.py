@@ -100,7 +100,9 @@ def main() -> None:
         "query_batch": args.queries,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "index.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    # A plain list of rows (the format), each carrying the run's provenance.
+    rows_out = [{**row, **{k: v for k, v in meta.items() if k not in row}} for row in rows]
+    (args.out / "index.json").write_text(json.dumps(rows_out, indent=2) + "\n")
     lines = [
         "# Embedding index: build and query time, recall@10 against exact search",
         "",
