@@ -104,29 +104,51 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
     return bundle
 
 
+def fixed_splits(
+    data: Any, train: Dataset, val: Dataset, test: Dataset, task: str | None = None, reference: Any = None
+) -> DataBundle:
+    """The bundle of a source with fixed splits; ``data.modalities`` may pick a subset of its modalities.
+
+    Args:
+        data: the validated ``DataConfig``.
+        train, val, test: the splits.
+        task: the task the source implies (None: ``data.task``).
+        reference: the dataset that tells ``modalities`` and, for classification, ``class_names`` (default:
+            ``train``).
+    """
+    task = task or data.task
+    reference = train if reference is None else reference
+    shapes, dtypes = sample_shapes(test)
+    modalities = list(data.modalities or reference.modalities)
+    class_names = list(reference.class_names) if task == "classification" else None
+    return DataBundle(train, val, test, task, modalities, shapes, dtypes, class_names)
+
+
+def _list_of_modalities(data: Any) -> None:
+    if isinstance(data.modalities, dict):
+        raise ConfigError(f"data.modalities: {data.name} takes a list of modalities, not a column mapping")
+
+
+def _required_root(data: Any, what: str) -> str:
+    if not data.root:
+        raise ConfigError(f"data.root: required for {data.name} data ({what})")
+    return data.root
+
+
 @DATASETS.register("avdigits", ComponentConfig)
 def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
     """The embedded AV-digits data (``data.root`` may point at another build of the .npz)."""
+    _list_of_modalities(data)
     kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
-    train, val, test = (AVDigits(split, **kwargs) for split in ("train", "val", "test"))
-    if isinstance(data.modalities, dict):
-        raise ConfigError("data.modalities: avdigits takes a list of modalities, not a column mapping")
-    shapes, dtypes = sample_shapes(test)
-    modalities = list(data.modalities or train.modalities)
-    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
+    return fixed_splits(data, *(AVDigits(split, **kwargs) for split in ("train", "val", "test")))
 
 
 @DATASETS.register("avmnist", ComponentConfig)
 def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
     """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``."""
-    if not data.root:
-        raise ConfigError("data.root: required for avmnist (the folder written by `polymodal data build avmnist`)")
-    if isinstance(data.modalities, dict):
-        raise ConfigError("data.modalities: avmnist takes a list of modalities, not a column mapping")
-    train, val, test = (AVMNIST(split, data.root) for split in ("train", "val", "test"))
-    shapes, dtypes = sample_shapes(test)
-    modalities = list(data.modalities or train.modalities)
-    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
+    root = _required_root(data, "the folder written by `polymodal data build avmnist`")
+    _list_of_modalities(data)
+    return fixed_splits(data, *(AVMNIST(split, root) for split in ("train", "val", "test")))
 
 
 def manifest_split(
@@ -160,14 +182,9 @@ def check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...
 @DATASETS.register("digit-captions", ComponentConfig)
 def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
     """MNIST images with generated multilingual captions (MoMo); ``data.root`` is a Keras-style ``mnist.npz``."""
-    if not data.root:
-        raise ConfigError("data.root: required for digit-captions (the path of a Keras-style mnist.npz)")
-    if isinstance(data.modalities, dict):
-        raise ConfigError("data.modalities: digit-captions takes a list of modalities, not a column mapping")
-    train, val, test = digit_caption_splits(data.root, seed, data.image, data.text)
-    shapes, dtypes = sample_shapes(test)
-    modalities = list(data.modalities or train.modalities)
-    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, list(train.class_names))
+    root = _required_root(data, "the path of a Keras-style mnist.npz")
+    _list_of_modalities(data)
+    return fixed_splits(data, *digit_caption_splits(root, seed, data.image, data.text))
 
 
 @DATASETS.register("manifest", ComponentConfig)
@@ -205,16 +222,8 @@ def sentiment_bundle(data: Any, train: Dataset, val: Dataset, test: SequenceData
     """A regression bundle over sentiment streams (``data.modalities`` may pick a subset, e.g. ``[text]``)."""
     if data.task != "regression":
         raise ConfigError(f"data.task: {data.name} holds sentiment scores; set data.task: regression")
-    if isinstance(data.modalities, dict):
-        raise ConfigError(f"data.modalities: {data.name} takes a list of modalities, not a column mapping")
-    shapes, dtypes = sample_shapes(test)
-    return DataBundle(train, val, test, "regression", list(data.modalities or test.modalities), shapes, dtypes)
-
-
-def _required_root(data: Any, what: str) -> str:
-    if not data.root:
-        raise ConfigError(f"data.root: required for {data.name} data ({what})")
-    return data.root
+    _list_of_modalities(data)
+    return fixed_splits(data, train, val, test, "regression", reference=test)
 
 
 def _feature_file(data: Any, fmt: str) -> DataBundle:
@@ -256,23 +265,21 @@ def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     if data.task != "regression":
         raise ConfigError("data.task: selfmi-digits is a regression task; set data.task: regression")
     kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
-    train, val, test = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
-    shapes, dtypes = sample_shapes(test)
-    modalities = list(data.modalities or SelfMIDigits.modalities)
-    return DataBundle(train, val, test, "regression", modalities, shapes, dtypes)
+    _list_of_modalities(data)
+    splits = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
+    return fixed_splits(data, *splits, "regression")
 
 
 @DATASETS.register("multitask-digits", ComponentConfig)
 def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     """MultiModel's five digit tasks (image, audio and text in; classes or text out); ``data.root`` holds ``mnist/``
     and ``fsdd/`` as in the shared data folder."""
-    if not data.root:
-        raise ConfigError("data.root: required for multitask-digits (a folder holding mnist/mnist.npz and fsdd/)")
+    root = _required_root(data, "a folder holding mnist/mnist.npz and fsdd/")
     if data.modalities is not None:
         raise ConfigError("data.modalities: multitask-digits fixes each task's modality; leave it unset")
     if data.task != "classification":
         raise ConfigError("data.task: multitask-digits mixes class and text outputs; keep data.task: classification")
-    train, val, test = multitask_digit_splits(data.root, data.image, data.audio, data.text, data.tasks)
+    train, val, test = multitask_digit_splits(root, data.image, data.audio, data.text, data.tasks)
     image = (data.image.channels, data.image.size, data.image.size)
     shapes = {"image": image, "audio": (1, data.audio.n_mels, data.audio.max_frames), "text": ()}
     modalities = list(train.modalities)
