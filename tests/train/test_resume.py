@@ -4,7 +4,8 @@ Each run trains a tiny avdigits-joint model (24 steps, a checkpoint every 2) in 
 SIGKILL three times in a row at seeded checkpoint steps and resumed until it finishes; run C is killed once, its
 newest checkpoint corrupted, and resumed. Both must report the same metrics and log rows as run A, which ran without
 interruption. A Self-MI run, whose strategy carries state across epochs, is killed in its second epoch and must
-also match its uninterrupted twin. Every subprocess has a time limit, so a hung run fails the test instead of stalling the suite.
+also match its uninterrupted twin. Every subprocess has a time limit, so a hung run fails the test instead of
+stalling the suite.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Objectives import only torch. Learnable parts (temperatures, heads) belong to mo
 combines objectives and names the parts of its loss.
 """
 
+from polymodal.objectives.alignment import aggregate, dense_alignment_loss
 from polymodal.objectives.classification import cross_entropy
 from polymodal.objectives.contrastive import info_nce
 from polymodal.objectives.cpc import cpc_loss
@@ -14,8 +15,10 @@ from polymodal.objectives.regression import l1_loss, mse_loss
 from polymodal.objectives.unimodal_labels import relative_distance, smooth_labels, unimodal_labels
 
 __all__ = [
+    "aggregate",
     "cpc_loss",
     "cross_entropy",
+    "dense_alignment_loss",
     "hard_negatives",
     "info_nce",
     "l1_loss",

@@ -7,6 +7,7 @@ A strategy receives the built model and implements the small contract in ``base.
 
 from polymodal.strategies.alternating import AlternatingStrategy
 from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.bridge import BridgeStrategy
 from polymodal.strategies.joint import JointStrategy
 from polymodal.strategies.multitask import MultitaskStrategy
 from polymodal.strategies.self_mi import SelfMIStrategy
@@ -16,6 +17,7 @@ from polymodal.strategies.unimodal import UnimodalStrategy
 __all__ = [
     "STRATEGIES",
     "AlternatingStrategy",
+    "BridgeStrategy",
     "JointStrategy",
     "MultitaskStrategy",
     "SelfMIStrategy",
