@@ -7,9 +7,13 @@ Anything that must never be half-written (checkpoints, run files, packed shards,
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from polymodal.errors import DataError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -40,3 +44,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; invalid JSON or another JSON type is one DataError naming the file."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({' '.join(str(err).split())})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return value

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.vocab import SEQUENCE_MODALITIES
 from polymodal.errors import DataError
-from polymodal.fileio import sha256_file
+from polymodal.fileio import atomic_write_text, read_json_object, sha256_file
 
 FORMAT = "polymodal-packed"
 VERSION = 1
@@ -112,9 +112,7 @@ def pack_dataset(
         "settings": settings,
         "shards": shards,
     }
-    tmp = out / ".index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "index.json")
+    atomic_write_text(out / "index.json", json.dumps(index, indent=2))
     return index
 
 
@@ -139,11 +137,8 @@ class PackedDataset(torch.utils.data.Dataset):
         index_path = self.folder / "index.json"
         if not index_path.is_file():
             raise DataError(f"{self.folder}: not a packed dataset (no index.json; make one with `polymodal data pack`)")
-        try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{index_path}: not valid JSON ({' '.join(str(err).split())})") from None
-        if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != VERSION:
+        index = read_json_object(index_path)
+        if index.get("format") != FORMAT or index.get("version") != VERSION:
             raise DataError(f"{index_path}: not a {FORMAT} index of version {VERSION}")
         self.index = index
         self.task: str = index["task"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from polymodal.errors import ConfigError, DataError
-from polymodal.fileio import sha256_file
+from polymodal.fileio import atomic_write_text, read_json_object, sha256_file
 
 BACKENDS: tuple[str, ...] = ("exact", "faiss-flat", "faiss-ivf")
 FORMAT = "polymodal-index"
@@ -147,9 +146,7 @@ class EmbeddingIndex:
             "files": {k: {"file": f, "sha256": sha256_file(folder / f)} for k, f in files.items()},
             "ids": self.ids,
         }
-        tmp = folder / ".index.json.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, folder / "index.json")
+        atomic_write_text(folder / "index.json", json.dumps(meta))
 
     @classmethod
     def load(cls, folder: Path) -> EmbeddingIndex:
@@ -158,11 +155,8 @@ class EmbeddingIndex:
         path = folder / "index.json"
         if not path.is_file():
             raise DataError(f"{folder}: not an embedding index (no index.json; build one with `polymodal index build`)")
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: not valid JSON ({' '.join(str(err).split())})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = read_json_object(path)
+        if meta.get("format") != FORMAT:
             raise DataError(f"{path}: not a {FORMAT} file")
         for entry in meta["files"].values():
             file = folder / entry["file"]
