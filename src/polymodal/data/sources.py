@@ -187,6 +187,28 @@ def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
     return fixed_splits(data, *digit_caption_splits(root, seed, data.image, data.text))
 
 
+def carve_validation(train: Any, data: Any, seed: int, remedy: str) -> tuple[Dataset, Dataset]:
+    """Splits ``data.val_fraction`` of ``train`` off as validation (stratified for classification).
+
+    Args:
+        train: the training dataset (with ``targets``).
+        data: the validated ``DataConfig``.
+        seed: the run seed.
+        remedy: what the user can do when the split is impossible, for the error message.
+    """
+    targets = train.targets.tolist() if data.task == "classification" else None
+    try:
+        train_idx, val_idx = split_indices(len(train), data.val_fraction, seed, targets)
+    except DataError as err:
+        raise DataError(f"{data.train}: {err} ({remedy})") from None
+    return Subset(train, train_idx), Subset(train, val_idx)
+
+
+def non_float_dtypes(dtypes: dict[str, torch.dtype]) -> dict[str, str]:
+    """The modalities whose tensors are not float32, with their dtype names (what ``run.json`` stores)."""
+    return {m: str(d).removeprefix("torch.") for m, d in dtypes.items() if d != torch.float32}
+
+
 @DATASETS.register("manifest", ComponentConfig)
 def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     """CSV manifests of the user's files; validation carved from train (stratified) unless ``data.val`` is given."""
@@ -198,7 +220,7 @@ def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     # The training manifest fixes the shapes (from its first non-empty cell per column), not a sample that may
     # have empty cells.
     shapes = dict(train.shapes)
-    dtypes = {m: str(d).removeprefix("torch.") for m, d in train.dtypes.items() if d != torch.float32}
+    dtypes = non_float_dtypes(train.dtypes)
     class_names = list(train.class_names) if data.task == "classification" else None
     columns = dict(train.columns)
     by_column = {c: m for m, c in columns.items()}
@@ -206,12 +228,7 @@ def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
         val = manifest_split(data.val, data, class_names, by_column, progress)
         check_same_shapes(val, shapes, data.train)
     else:
-        targets = train.targets.tolist() if data.task == "classification" else None
-        try:
-            train_idx, val_idx = split_indices(len(train), data.val_fraction, seed, targets)
-        except DataError as err:
-            raise DataError(f"{data.train}: {err} (add rows or give data.val)") from None
-        train, val = Subset(train, train_idx), Subset(train, val_idx)
+        train, val = carve_validation(train, data, seed, "add rows or give data.val")
     test = manifest_split(data.test, data, class_names, by_column, progress)
     check_same_shapes(test, shapes, data.train)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
@@ -316,14 +333,9 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
     if data.val:
         val: Dataset = splits["val"]
     else:
-        targets = train.targets.tolist() if data.task == "classification" else None
-        try:
-            train_idx, val_idx = split_indices(len(train), data.val_fraction, seed, targets)
-        except DataError as err:
-            raise DataError(f"{data.train}: {err} (pack more rows or give data.val)") from None
-        train, val = Subset(train, train_idx), Subset(train, val_idx)
+        train, val = carve_validation(train, data, seed, "pack more rows or give data.val")
     shapes = dict(splits["test"].shapes)
-    dtypes = {m: str(d).removeprefix("torch.") for m, d in splits["test"].dtypes.items() if d != torch.float32}
+    dtypes = non_float_dtypes(splits["test"].dtypes)
     columns = dict(splits["test"].columns)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
     return DataBundle(train, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)
