@@ -7,14 +7,7 @@ from polymodal.models import ARCHITECTURES
 from polymodal.models.blocks import AttentionBlock, SeparableConvBlock
 from polymodal.models.multimodel import MultiModel
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny kernels run slower with threads on a busy CPU; restored for the tests that follow.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(**kwargs) -> MultiModel:

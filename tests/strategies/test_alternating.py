@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from polymodal.data.collate import Collate
 from polymodal.errors import ConfigError
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
@@ -29,19 +28,6 @@ def _strategy(**params):
     return STRATEGIES.build(spec, model=model, task="classification")
 
 
-def _batch(n: int = 64, seed: int = 0) -> dict:
-    """Label 0/1; the features carry it clearly, the image (brightness) weakly, so each modality alone can learn."""
-    g = torch.Generator().manual_seed(seed)
-    target = torch.randint(0, 2, (n,), generator=g)
-    features = torch.randn(n, 4, 3, generator=g)
-    features[:, :, 0] = (target.float() * 2 - 1)[:, None] + 0.3 * features[:, :, 0]
-    image = target.float()[:, None, None, None] + 0.5 * torch.randn(n, 1, 8, 8, generator=g)
-    samples = [
-        {"inputs": {"features": features[i], "image": image[i]}, "target": target[i], "index": i} for i in range(n)
-    ]
-    return Collate()(samples)
-
-
 def test_entropy_weights_hand_computed():
     # Sample 0: modality a is certain (entropy 0), b uniform over 2 classes (entropy ln 2): weights are
     # softmax(0, -ln 2) = (1 / 1.5, 0.5 / 1.5) = (2/3, 1/3). Sample 1: b absent, so a gets everything.
@@ -54,9 +40,9 @@ def test_entropy_weights_hand_computed():
     torch.testing.assert_close(weights.sum(1), torch.ones(2))
 
 
-def test_substeps_one_per_modality_and_step_uses_only_that_encoder():
+def test_substeps_one_per_modality_and_step_uses_only_that_encoder(toy_batch):
     strategy = _strategy()
-    batch = _batch(8)
+    batch = toy_batch(8)
     parts = strategy.substeps(batch)
     assert [p["modality"] for p in parts] == ["features", "image"]
     strategy.model.zero_grad()
@@ -66,9 +52,9 @@ def test_substeps_one_per_modality_and_step_uses_only_that_encoder():
     assert strategy.model.head.net.weight.grad is not None
 
 
-def test_after_backward_projects_head_gradient_orthogonal_to_earlier_features():
+def test_after_backward_projects_head_gradient_orthogonal_to_earlier_features(toy_batch):
     strategy = _strategy(alpha=1e-6, decay_updates=10**6)
-    batch = _batch(16)
+    batch = toy_batch(16)
     first, second = strategy.substeps(batch)
     strategy.model.train()
     strategy.step(first)["loss"].backward()
@@ -84,10 +70,10 @@ def test_after_backward_projects_head_gradient_orthogonal_to_earlier_features():
     assert strategy.updates == 2
 
 
-def test_projection_off_leaves_gradients_alone():
+def test_projection_off_leaves_gradients_alone(toy_batch):
     strategy = _strategy(projection=False)
     strategy.model.train()
-    for part in strategy.substeps(_batch(16)):
+    for part in strategy.substeps(toy_batch(16)):
         strategy.model.zero_grad()
         strategy.step(part)["loss"].backward()
         raw = strategy.model.head.net.weight.grad.clone()
@@ -96,10 +82,10 @@ def test_projection_off_leaves_gradients_alone():
     torch.testing.assert_close(strategy.projectors["net"], torch.eye(8))
 
 
-def test_state_dict_is_json_and_restores():
+def test_state_dict_is_json_and_restores(toy_batch):
     strategy = _strategy()
     strategy.model.train()
-    for part in strategy.substeps(_batch(16)):
+    for part in strategy.substeps(toy_batch(16)):
         strategy.model.zero_grad()
         strategy.step(part)["loss"].backward()
         strategy.after_backward()
@@ -110,10 +96,10 @@ def test_state_dict_is_json_and_restores():
     torch.testing.assert_close(other.projectors["net"], strategy.projectors["net"])
 
 
-def test_alternating_learns():
+def test_alternating_learns(toy_batch):
     strategy = _strategy()
     optimizer = torch.optim.AdamW(strategy.param_groups(), lr=1e-2)
-    batch = _batch()
+    batch = toy_batch()
     strategy.model.train()
     first = [float(strategy.step(p)["loss"].detach()) for p in strategy.substeps(batch)]
     for _ in range(20):
@@ -126,7 +112,7 @@ def test_alternating_learns():
     last = [float(strategy.step(p)["loss"].detach()) for p in strategy.substeps(batch)]
     assert all(b < a for a, b in zip(first, last, strict=True))
     strategy.model.eval()
-    test = _batch(seed=1)
+    test = toy_batch(seed=1)
     with torch.no_grad():
         outputs = strategy.predict(test)
     assert float((outputs.argmax(-1) == test["target"]).float().mean()) >= 0.9

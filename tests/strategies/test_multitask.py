@@ -20,13 +20,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MNIST, PARSE = [t.name for t in TASKS].index("mnist"), [t.name for t in TASKS].index("parse")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Many tiny kernels (per-expert dispatch, byte-by-byte decoding) run slower with threads on a busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _target(task: int, output: list[int]) -> torch.Tensor:

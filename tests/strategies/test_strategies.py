@@ -2,7 +2,6 @@
 
 import torch
 
-from polymodal.data.collate import Collate
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
 
@@ -18,25 +17,12 @@ class _Cfg:
     head = HEADS.validate({"name": "mlp", "hidden": 16}, "h")
 
 
-def _batch(n: int = 64, seed: int = 0) -> dict:
-    """Label = sign of the features' first channel; the image is a noisy copy of the label as brightness."""
-    g = torch.Generator().manual_seed(seed)
-    target = torch.randint(0, 2, (n,), generator=g)
-    features = torch.randn(n, 4, 3, generator=g)
-    features[:, :, 0] = (target.float() * 2 - 1)[:, None] + 0.3 * features[:, :, 0]
-    image = target.float()[:, None, None, None] + 0.5 * torch.randn(n, 1, 8, 8, generator=g)
-    samples = [
-        {"inputs": {"features": features[i], "image": image[i]}, "target": target[i], "index": i} for i in range(n)
-    ]
-    return Collate()(samples)
-
-
-def _train(name: str, steps: int = 60, **params) -> tuple[object, float, float]:
+def _train(make_batch, name: str, steps: int = 60, **params) -> tuple[object, float, float]:
     torch.manual_seed(0)
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
     strategy = STRATEGIES.build(STRATEGIES.validate({"name": name, **params}, "s"), model=model, task="classification")
     optimizer = torch.optim.AdamW(strategy.param_groups(), lr=3e-3)
-    batch = _batch()
+    batch = make_batch()
     first = float(strategy.step(batch)["loss"].detach())
     for _ in range(steps):
         loss = strategy.step(batch)["loss"]
@@ -45,22 +31,22 @@ def _train(name: str, steps: int = 60, **params) -> tuple[object, float, float]:
         strategy.after_backward()
         optimizer.step()
     model.eval()
-    test = _batch(seed=1)
+    test = make_batch(seed=1)
     with torch.no_grad():
         accuracy = float((strategy.predict(test).argmax(-1) == test["target"]).float().mean())
     return strategy, first, accuracy
 
 
-def test_joint_learns():
-    strategy, first, accuracy = _train("joint", modality_dropout=0.3)
-    assert float(strategy.step(_batch())["loss"].detach()) < first
+def test_joint_learns(toy_batch):
+    strategy, first, accuracy = _train(toy_batch, "joint", modality_dropout=0.3)
+    assert float(strategy.step(toy_batch())["loss"].detach()) < first
     assert accuracy >= 0.9
 
 
-def test_unimodal_learns_and_ignores_other_modalities():
-    strategy, _, accuracy = _train("unimodal", modality="features")
+def test_unimodal_learns_and_ignores_other_modalities(toy_batch):
+    strategy, _, accuracy = _train(toy_batch, "unimodal", modality="features")
     assert accuracy >= 0.9
-    batch = _batch(seed=2)
+    batch = toy_batch(seed=2)
     changed = {**batch, "inputs": {**batch["inputs"], "image": torch.randn_like(batch["inputs"]["image"])}}
     torch.testing.assert_close(strategy.predict(batch), strategy.predict(changed))
 

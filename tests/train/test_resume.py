@@ -23,6 +23,16 @@ import pytest
 
 from polymodal.train.log import read_log
 
+# Tiny encoders and inputs shared by every run here, so each takes seconds.
+TINY = [
+    "model.encoders.image={name: lenet, out_dim: 8, channels: [4, 4]}",
+    "model.encoders.audio={name: spec_cnn, out_dim: 8, channels: [4, 4, 4]}",
+    "model.encoders.text={name: transformer, dim: 8, depth: 1, heads: 2}",
+    "model.head={name: mlp, hidden: 16}",
+    "data.image.size=12",
+    "data.audio.max_frames=16",
+    "data.text.max_length=16",
+]
 OVERRIDES = [
     "data.max_train_samples=384",
     "data.batch_size=32",
@@ -32,14 +42,8 @@ OVERRIDES = [
     "trainer.log_every=5",  # not a divisor of checkpoint_every: resumed runs need the saved running sums
     "trainer.progress=false",
     "trainer.device=cpu",
-    "model.encoders.image={name: lenet, out_dim: 8, channels: [4, 4]}",
-    "model.encoders.audio={name: spec_cnn, out_dim: 8, channels: [4, 4, 4]}",
-    "model.encoders.text={name: transformer, dim: 8, depth: 1, heads: 2}",
-    "model.head={name: mlp, hidden: 16}",
+    *TINY,
     "eval.noise_levels=[0.0, 1.0]",
-    "data.image.size=12",
-    "data.audio.max_frames=16",
-    "data.text.max_length=16",
 ]
 # One intra-op thread only for speed on a shared 2-core machine; exact equality holds with the default too, as
 # long as every run of a comparison uses the same thread count.
@@ -59,15 +63,9 @@ SELF_MI = [
     "trainer.checkpoint_every=1",
     "trainer.progress=false",
     "trainer.device=cpu",
-    "model.encoders.image={name: lenet, out_dim: 8, channels: [4, 4]}",
-    "model.encoders.audio={name: spec_cnn, out_dim: 8, channels: [4, 4, 4]}",
-    "model.encoders.text={name: transformer, dim: 8, depth: 1, heads: 2}",
-    "model.head={name: mlp, hidden: 16}",
+    *TINY,
     "model.unimodal_head={name: mlp, hidden: 8}",
     "eval.noise_levels=[0.0]",
-    "data.image.size=12",
-    "data.audio.max_frames=16",
-    "data.text.max_length=16",
 ]
 
 
