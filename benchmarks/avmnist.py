@@ -8,6 +8,11 @@ Usage (from the repository root, after ``polymodal data build avmnist ... --out 
 Finished runs (``metrics.json`` present) are skipped; a run interrupted after a checkpoint is resumed; anything after
 ``--`` is passed to every run as overrides. Rows go to ``benchmarks/results/avmnist.{json,md}`` (``--results``).
 Models are selected on validation only (the Trainer's best checkpoint); test accuracy is reported, never used.
+
+Several regimes (a data build such as ``--components 4``, a budget such as ``trainer.epochs=10``) share the results
+files: ``--regime NAME`` labels the rows of this ``--runs`` folder (one folder per regime), rows of other regimes
+already in ``avmnist.json`` are kept, and each row also records the build's PCA components and SNR range. Rows
+without a label (written before labels existed) count as regime ``default``.
 """
 
 from __future__ import annotations
@@ -47,9 +52,17 @@ def run_one(method: str, seed: int, data: Path, runs: Path, overrides: list[str]
     return train_run(config, out, resume=resume)
 
 
-def row(method: str, seed: int, metrics: dict) -> dict:
+def build_info(data: Path) -> dict:
+    """The data build's parameters recorded in a row: PCA components and noise range, from ``DATA/meta.json``."""
+    meta = json.loads((data / "meta.json").read_text())
+    return {"components": meta["pca_components"], "snr_db": meta["snr_db"]}
+
+
+def row(method: str, seed: int, metrics: dict, regime: str = "default", info: dict | None = None) -> dict:
     """One row of ``avmnist.json``."""
     return {
+        "regime": regime,
+        **(info or {}),
         "method": method,
         "seed": seed,
         "epochs": metrics["epochs"],
@@ -62,21 +75,29 @@ def row(method: str, seed: int, metrics: dict) -> dict:
     }
 
 
+def merge_rows(old: list[dict], new: list[dict], regime: str) -> list[dict]:
+    """``old`` rows of other regimes (unlabelled rows are ``default``), in order, then ``new`` (``regime``'s)."""
+    kept = [{"regime": "default", **r} for r in old if r.get("regime", "default") != regime]
+    return kept + new
+
+
 def markdown(rows: list[dict], command: str) -> str:
     """A per-method summary (mean and spread over seeds) followed by every row."""
     lines = [
         "# AV-MNIST benchmark",
         "",
-        f"Command: `{command}`",
+        f"Last command: `{command}` (every command: see the notes below the tables)",
         "",
         f"Hardware: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU only. "
         f"Versions: Python {platform.python_version()}, torch {torch.__version__}.",
         "",
-        "| method | seeds | test accuracy (mean ± sd) | val accuracy | image alone (test) | audio alone (test) |",
-        "|---|---|---|---|---|---|",
+        "| regime | method | seeds | test accuracy (mean ± sd) | val accuracy | image alone (test) "
+        "| audio alone (test) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for method in METHODS:
-        mine = [r for r in rows if r["method"] == method]
+    regimes = list(dict.fromkeys(r.get("regime", "default") for r in rows))
+    for regime, method in ((g, m) for g in regimes for m in METHODS):
+        mine = [r for r in rows if r.get("regime", "default") == regime and r["method"] == method]
         if not mine:
             continue
 
@@ -88,7 +109,7 @@ def markdown(rows: list[dict], command: str) -> str:
             return f"{statistics.mean(values):.4f}{spread}"
 
         lines.append(
-            f"| {method} | {len(mine)} | {stat('test_accuracy')} | {stat('val_accuracy')} | "
+            f"| {regime} | {method} | {len(mine)} | {stat('test_accuracy')} | {stat('val_accuracy')} | "
             f"{stat('test_image_alone_accuracy')} | {stat('test_audio_alone_accuracy')} |"
         )
     lines += ["", "Every run:", "", "```json", json.dumps(rows, indent=1), "```", ""]
@@ -102,17 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--regime", default="default", help="label of this folder's rows in the results (default)")
     parser.add_argument("overrides", nargs="*", help="overrides for every run (after --)")
     args = parser.parse_args(argv)
     for seed in args.seeds:
         for method in args.methods:
             run_one(method, seed, args.data, args.runs, args.overrides)
-    rows = []
+    info = build_info(args.data)
+    mine = []
     for method in METHODS:
         for path in sorted(args.runs.glob(f"{method}-seed*/metrics.json")):
-            rows.append(row(method, int(path.parent.name.rsplit("seed", 1)[1]), json.loads(path.read_text())))
+            seed = int(path.parent.name.rsplit("seed", 1)[1])
+            mine.append(row(method, seed, json.loads(path.read_text()), args.regime, info))
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "avmnist.json").write_text(json.dumps(rows, indent=1) + "\n")
+    table = args.results / "avmnist.json"
+    old = json.loads(table.read_text()) if table.is_file() else []
+    rows = merge_rows(old, mine, args.regime)
+    table.write_text(json.dumps(rows, indent=1) + "\n")
     command = " ".join(["python", *sys.argv])
     path = args.results / "avmnist.md"
     old = path.read_text() if path.is_file() else ""

@@ -132,3 +132,56 @@ def test_rejects_regression_and_unequal_feature_sizes():
     model = build_model(Unequal, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
     with pytest.raises(ConfigError, match="out_dim must match"):
         STRATEGIES.build(spec, model=model, task="classification")
+
+
+def test_lr_scale_multiplies_only_that_modality_update(toy_batch):
+    plain, scaled = _strategy(), _strategy(lr_scale={"image": 3.0})
+    scaled.model.load_state_dict(plain.model.state_dict())
+    for strategy in (plain, scaled):
+        strategy.model.train()
+    grads = []
+    for part_plain, part_scaled in zip(plain.substeps(toy_batch(16)), scaled.substeps(toy_batch(16)), strict=True):
+        for strategy, part in ((plain, part_plain), (scaled, part_scaled)):
+            torch.manual_seed(0)  # the same dropout masks in both models
+            strategy.model.zero_grad(set_to_none=True)
+            strategy.step(part)["loss"].backward()
+            strategy.after_backward()
+        grads.append(
+            [
+                [(a.grad, b.grad) for a, b in zip(x.parameters(), y.parameters(), strict=True) if a.grad is not None]
+                for x, y in ((plain.model.encoders, scaled.model.encoders), (plain.model.head, scaled.model.head))
+            ]
+        )
+    features_update, image_update = grads
+    for module in features_update:  # "features" has no factor: identical gradients (projection included)
+        for a, b in module:
+            torch.testing.assert_close(b, a)
+    for module in image_update:  # the image update (its encoder and the head) is three times larger
+        assert module
+        for a, b in module:
+            torch.testing.assert_close(b, 3.0 * a)
+
+
+def test_lr_scale_rejects_unknown_modalities_and_non_positive_factors():
+    with pytest.raises(ConfigError, match="lr_scale"):
+        _strategy(lr_scale={"audio": 2.0})
+    with pytest.raises(ConfigError, match="lr_scale"):
+        _strategy(lr_scale={"image": 0.0})
+
+
+@pytest.mark.parametrize("combine", ["logits", "probabilities"])
+def test_predict_combines_logits_or_probabilities(toy_batch, combine):
+    # Equal entropies (the same values permuted), so both modalities weigh 1/2. Each is sure of a different class
+    # (0 and 2) and gives class 1 its second score: averaging logits adds that shared evidence up (class 1 wins),
+    # averaging probabilities keeps the two disagreeing peaks (class 1 gets 0.259 < 0.37).
+    strategy = _strategy(combine=combine)
+    fixed = {"features": torch.tensor([3.0, 2.0, 0.0]), "image": torch.tensor([0.0, 2.0, 3.0])}
+    strategy._logits = lambda batch, m: fixed[m].expand(2, 3)
+    batch = toy_batch(2)
+    out = strategy.predict(batch)
+    if combine == "logits":
+        expected = torch.log_softmax(torch.tensor([1.5, 2.0, 1.5]), -1)
+    else:
+        expected = ((torch.softmax(fixed["features"], -1) + torch.softmax(fixed["image"], -1)) / 2).log()
+    torch.testing.assert_close(out, expected.expand(2, 3))
+    assert (out.argmax(-1) == 1).all() == (combine == "logits")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -19,6 +19,8 @@ class AlternatingConfig(ComponentConfig):
     alpha: float = Field(1.0, gt=0)
     alpha_decay: float = Field(0.1, gt=0, le=1)
     decay_updates: int = Field(1000, ge=1)
+    lr_scale: dict[str, float] = Field(default_factory=dict)
+    combine: Literal["logits", "probabilities"] = "logits"
 
 
 def entropy_weights(logits: Tensor, present: Tensor) -> Tensor:
@@ -50,7 +52,11 @@ class AlternatingStrategy(Strategy):
     step from the mean input of that layer, so a modality's update disturbs little of what earlier modalities taught
     the head. ``alpha`` decays as ``alpha * alpha_decay ** (updates / decay_updates)``: the paper decays it during
     training; the schedule here is explicit and independent of the epoch length. At test time the per-modality
-    predictions are combined with entropy weights (:func:`entropy_weights`).
+    outputs of the shared head are combined with entropy weights (:func:`entropy_weights`): by default the logits
+    are weighted before the softmax, as in the MLA code that third-party reruns (issue #5) quote and follow
+    (``combine: logits``); ``combine: probabilities`` weights the softmax outputs instead, a mixture that cannot add up
+    the evidence of two modalities that are each unsure (on AV-MNIST the same MLA checkpoints lose 0.3-2.6 validation
+    and 1.2-6.7 test points with it, see ``benchmarks/results/avmnist.md``).
 
     Departures from the released code (github.com/CXianRen/MLA, see issue #5): the projection actually runs (the
     released code never reaches it through a name mismatch), and models are selected on validation, never test.
@@ -62,6 +68,12 @@ class AlternatingStrategy(Strategy):
         alpha: initial OWM regulariser.
         alpha_decay: factor alpha is multiplied by every ``decay_updates`` updates.
         decay_updates: updates (one per modality per batch) over which alpha decays by ``alpha_decay``.
+        lr_scale: per-modality learning-rate factors, e.g. ``{"audio": 2.0}`` (missing modalities: 1). Modality m's
+            update (its encoder and the shared head) has its gradients multiplied by the factor after the projection
+            and before the optimizer step: with SGD that multiplies the update's learning rate (weight decay, which
+            the optimizer adds, is not scaled); adaptive optimizers (AdamW) largely undo such a scale.
+        combine: what the entropy weights average at test time: ``"logits"`` (the shared head's outputs, then a
+            softmax) or ``"probabilities"`` (each modality's softmax).
     """
 
     def __init__(
@@ -72,6 +84,8 @@ class AlternatingStrategy(Strategy):
         alpha: float,
         alpha_decay: float,
         decay_updates: int,
+        lr_scale: dict[str, float],
+        combine: str,
     ) -> None:
         super().__init__(model, task)
         if task != "classification":
@@ -79,6 +93,14 @@ class AlternatingStrategy(Strategy):
         dims = {e.out_dim for e in model.encoders.values()}
         if len(dims) != 1:
             raise ConfigError(f"strategy.name: alternating shares one head, so encoder out_dim must match ({dims})")
+        unknown = sorted(set(lr_scale) - set(model.encoders))
+        if unknown or any(not (v > 0) for v in lr_scale.values()):
+            raise ConfigError(
+                f"strategy.lr_scale: needs positive factors for modalities of {sorted(model.encoders)} ({lr_scale})"
+            )
+        self.lr_scale = dict(lr_scale)
+        self.combine = combine
+        self._modality: str | None = None
         self.projection = projection
         self.alpha, self.alpha_decay, self.decay_updates = alpha, alpha_decay, decay_updates
         self.updates = 0
@@ -105,6 +127,7 @@ class AlternatingStrategy(Strategy):
     def step(self, part: dict[str, Any]) -> dict[str, Tensor]:
         modality, batch = part["modality"], part["batch"]
         keep = batch["present"][modality]
+        self._modality = modality
         logits = self._logits(batch, modality)
         loss = self.loss(logits[keep], batch["target"][keep]) if bool(keep.any()) else logits.sum() * 0.0
         return {"loss": loss, f"{modality}_loss": loss.detach()}
@@ -119,16 +142,25 @@ class AlternatingStrategy(Strategy):
                     layer.weight.grad.copy_(grad.to(layer.weight.grad.dtype))
                 if name in self._inputs:
                     self.projectors[name] = update_projector(projector, self._inputs[name].to(projector), alpha)
+        scale = self.lr_scale.get(self._modality, 1.0) if self._modality is not None else 1.0
+        if scale != 1.0:
+            # Only this update's modules have gradients (the Trainer zeroes them, set_to_none, before each update).
+            for module in (self.model.encoders[self._modality], self.model.head):
+                for p in module.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
         self._inputs.clear()
         self.updates += 1
 
     def predict(self, batch: dict[str, Any]) -> Tensor:
-        """Log of the entropy-weighted mean of the per-modality class probabilities, (B, C)."""
+        """Class log-probabilities (B, C) of the entropy-weighted per-modality outputs (see ``combine``)."""
         names = [m for m in self.model.encoders if m in batch["inputs"]]
-        logits = torch.stack([self._logits(batch, m) for m in names], dim=1)  # (B, M, C)
+        logits = torch.stack([self._logits(batch, m) for m in names], dim=1).float()  # (B, M, C)
         present = torch.stack([batch["present"][m] for m in names], dim=1)
-        weights = entropy_weights(logits, present)
-        probs = (weights.unsqueeze(-1) * torch.softmax(logits.float(), dim=-1)).sum(1)
+        weights = entropy_weights(logits, present).unsqueeze(-1)  # absent modalities weigh 0
+        if self.combine == "logits":
+            return torch.log_softmax((weights * logits).sum(1), dim=-1)
+        probs = (weights * torch.softmax(logits, dim=-1)).sum(1)
         return probs.clamp_min(1e-12).log()
 
     def state_dict(self) -> dict[str, Any]:
