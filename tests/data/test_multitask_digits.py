@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from polymodal.config import load_config
 from polymodal.data.multitask_digits import (
     CLASS_NAMES,
+    NUMBER_TRAIN,
     OUTPUT_LENGTH,
     PARSE_TRAIN,
     TASKS,
@@ -25,8 +27,20 @@ ROOT = str(SHARED_DATA)
 IDS = {t.name: i for i, t in enumerate(TASKS)}
 
 
-def _splits(tasks):
-    return multitask_digit_splits(ROOT, ImageConfig(), AudioConfig(), TextConfig(max_length=32), tasks)
+def _splits(tasks, low_data_examples=None):
+    return multitask_digit_splits(
+        ROOT, ImageConfig(), AudioConfig(), TextConfig(max_length=32), tasks, low_data_examples
+    )
+
+
+def _counts(split):
+    return {t.name: int((split.tasks == IDS[t.name]).sum()) for t in TASKS}
+
+
+def _parse_inputs(split):
+    return [
+        tuple(split[i]["inputs"]["text"].tolist()) for i in range(len(split)) if int(split.tasks[i]) == IDS["parse"]
+    ]
 
 
 def _decode(target):
@@ -69,3 +83,27 @@ def test_mnist_targets_use_their_class_range():
 def test_unknown_or_no_task_is_one_config_error(tasks):
     with pytest.raises(ConfigError, match="data.tasks: unknown or no tasks"):
         _splits(tasks)
+
+
+def test_low_data_examples_sets_only_the_parse_training_size():
+    default = _splits(None)
+    assert _counts(default[0]) == {"mnist": 1000, "asr": 960, "speaker": 960, "translate": 700, "parse": PARSE_TRAIN}
+    small = _splits(None, 100)
+    assert _counts(small[0]) == {**_counts(default[0]), "parse": 100}
+    for before, after in zip(default[1:], small[1:], strict=True):  # validation and test: untouched
+        assert _counts(after) == _counts(before) and _counts(after)["parse"] in (100, 200)
+        assert _parse_inputs(after) == _parse_inputs(before)
+    # The first N numbers of one fixed order: a smaller parse set is part of every larger one.
+    assert _parse_inputs(small[0]) == _parse_inputs(default[0])[:100]
+    assert _counts(_splits(["parse"], NUMBER_TRAIN)[0])["parse"] == NUMBER_TRAIN == 700
+
+
+def test_low_data_examples_is_a_validated_config_field():
+    overrides = [f"data.root={ROOT}"]
+    assert load_config("multimodel-digits", overrides).data.low_data_examples is None
+    assert load_config("multimodel-digits", [*overrides, "data.low_data_examples=50"]).data.low_data_examples == 50
+    for bad in (0, 701):
+        with pytest.raises(ConfigError, match="low_data_examples"):
+            load_config("multimodel-digits", [*overrides, f"data.low_data_examples={bad}"])
+    with pytest.raises(ConfigError, match="data.low_data_examples: expected 1 to 700"):
+        _splits(["parse"], 701)

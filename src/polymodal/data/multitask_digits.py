@@ -6,14 +6,16 @@
 | `asr`       | audio  | the spoken word as text  | 960   | FSDD (official train split, takes 8-23)  |
 | `speaker`   | audio  | speaker class (6)        | 960   | FSDD, the same clips                     |
 | `translate` | text   | French number words      | 700   | 0-999 in English words -> French words   |
-| `parse`     | text   | digit string             | 300   | 0-999 in English words -> "342"          |
+| `parse`     | text   | digit string             | 300*  | 0-999 in English words -> "342"          |
 
-``parse`` is the deliberately low-data task, as parsing was in the paper. Number phrases come from
-``assets/number_phrases.tsv`` (built by ``scripts/build_number_phrases.py`` with num2words). The numbers are split
-once (test 200, validation 100, the rest for training), the same for ``translate`` and ``parse``, so no test number is
-ever seen in training by either task. FSDD validation is takes 5-7 of the official train split, test the official
-takes 0-4; MNIST validation is the 300 training images after the first 1000, test the first 500 test images.
-The large tasks are cut to about a thousand examples each so a joint run fits a few CPU minutes.
+``parse`` is the deliberately low-data task, as parsing was in the paper. (*) ``data.low_data_examples`` sets its
+training size (1 to 700, default :data:`PARSE_TRAIN`): the first N numbers of the fixed training order, so a smaller
+set is part of every larger one; the other tasks and every validation and test split stay as they are. Number
+phrases come from ``assets/number_phrases.tsv`` (built by ``scripts/build_number_phrases.py`` with num2words). The
+numbers are split once (test 200, validation 100, the rest for training), the same for ``translate`` and ``parse``,
+so no test number is ever seen in training by either task. FSDD validation is takes 5-7 of the official train split,
+test the official takes 0-4; MNIST validation is the 300 training images after the first 1000, test the first 500
+test images. The large tasks are cut to about a thousand examples each so a joint run fits a few CPU minutes.
 
 A sample is ``{"inputs": {modality: tensor}, "target": LongTensor(1 + OUTPUT_LENGTH), "index": i}``: ``target[0]``
 is the task id and ``target[1:]`` the output, either the class index (global over :data:`CLASS_NAMES`, each class
@@ -46,6 +48,7 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 MNIST_TRAIN, MNIST_VAL, MNIST_TEST = 1000, 300, 500
 NUMBER_TEST, NUMBER_VAL, PARSE_TRAIN = 200, 100, 300
+NUMBER_TRAIN = 1000 - NUMBER_TEST - NUMBER_VAL  # 700: translate's training numbers, the most parse can have
 FSDD_VAL_TAKES, FSDD_TRAIN_TAKES = range(5, 8), range(8, 24)  # takes 0-4 are FSDD's official test split
 
 
@@ -148,7 +151,12 @@ class MultitaskDigits(Dataset):
 
 
 def multitask_digit_splits(
-    root: str, image: ImageConfig, audio: AudioConfig, text: TextConfig, tasks: list[str] | None = None
+    root: str,
+    image: ImageConfig,
+    audio: AudioConfig,
+    text: TextConfig,
+    tasks: list[str] | None = None,
+    low_data_examples: int | None = None,
 ) -> tuple[MultitaskDigits, MultitaskDigits, MultitaskDigits]:
     """Builds train, validation and test splits from ``root`` (holding ``mnist/`` and ``fsdd/``).
 
@@ -158,11 +166,17 @@ def multitask_digit_splits(
         audio: audio adapter settings.
         text: text adapter settings (inputs; outputs are bytes up to ``OUTPUT_LENGTH``).
         tasks: names of the tasks to build (default all); task ids stay those of :data:`TASKS`.
+        low_data_examples: training examples of the low-data task ``parse`` (default :data:`PARSE_TRAIN`).
     """
     ids = {t.name: i for i, t in enumerate(TASKS)}
     unknown = [t for t in tasks or [] if t not in ids]
     if unknown or tasks == []:
         raise ConfigError(f"data.tasks: unknown or no tasks {unknown} (known: {', '.join(ids)})")
+    parse_train = PARSE_TRAIN if low_data_examples is None else low_data_examples
+    if not 1 <= parse_train <= NUMBER_TRAIN:
+        raise ConfigError(
+            f"data.low_data_examples: expected 1 to {NUMBER_TRAIN} (parse's training numbers), got {parse_train}"
+        )
     wanted = set(tasks or ids)
     splits: dict[str, list[tuple[int, str, Tensor, Tensor]]] = {"train": [], "val": [], "test": []}
 
@@ -171,7 +185,7 @@ def multitask_digit_splits(
     if wanted & {"asr", "speaker"}:
         _add_fsdd(splits, root, audio)
     if wanted & {"translate", "parse"}:
-        _add_numbers(splits, text)
+        _add_numbers(splits, text, parse_train)
     chosen = {s: [x for x in samples if TASKS[x[0]].name in wanted] for s, samples in splits.items()}
     return MultitaskDigits(chosen["train"]), MultitaskDigits(chosen["val"]), MultitaskDigits(chosen["test"])
 
@@ -204,7 +218,7 @@ def _add_fsdd(splits: dict[str, list[Any]], root: str, audio: AudioConfig) -> No
         splits[split].append((ids["speaker"], "audio", mel, _class_target(ids["speaker"], speaker)))
 
 
-def _add_numbers(splits: dict[str, list[Any]], text: TextConfig) -> None:
+def _add_numbers(splits: dict[str, list[Any]], text: TextConfig, parse_train: int) -> None:
     ids = {t.name: i for i, t in enumerate(TASKS)}
     phrases = number_phrases()
     # A fixed split of the numbers (not the run seed), so every run tests on the same 200 numbers.
@@ -212,7 +226,7 @@ def _add_numbers(splits: dict[str, list[Any]], text: TextConfig) -> None:
     by_split = {
         "test": order[:NUMBER_TEST],
         "val": order[NUMBER_TEST : NUMBER_TEST + NUMBER_VAL],
-        "train": order[NUMBER_TEST + NUMBER_VAL :],
+        "train": order[NUMBER_TEST + NUMBER_VAL :],  # NUMBER_TRAIN numbers
     }
     tokens = TextAdapter(text)
     for split, chosen in by_split.items():
@@ -220,5 +234,5 @@ def _add_numbers(splits: dict[str, list[Any]], text: TextConfig) -> None:
             number, english, french = phrases[i]
             x = tokens.from_text(english)
             splits[split].append((ids["translate"], "text", x, _text_target(ids["translate"], french)))
-            if split != "train" or rank < PARSE_TRAIN:
+            if split != "train" or rank < parse_train:
                 splits[split].append((ids["parse"], "text", x, _text_target(ids["parse"], str(number))))
