@@ -2,7 +2,7 @@
 
 Run from the repository root (rows are appended to a part file per method and seed; ``report`` merges them):
 
-    OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1
+    OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1 [--methods shared-staged dual-staged]
     OMP_NUM_THREADS=1 python benchmarks/momo.py retime     # latency again, once nothing else trains
     python benchmarks/momo.py report
 
@@ -33,10 +33,13 @@ MNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / 
 ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 8}]"
 METHODS = {
     "shared-staged": [],
+    # FLAVA-like: image and text towers of the recipe's depth and width, plus a fusion stack of the same depth.
     "dual-staged": ["model.options.shared=false"],
     "shared-onestage": [ONE_STAGE],
     "shared-alternating": ["strategy.updates=alternating"],
 }
+# Which version of the model code a row comes from (rows of an earlier version are marked so in the report).
+CODE = "fusion-dual"
 METRICS = ("image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "itm_acc")
 
 
@@ -63,11 +66,40 @@ def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
     }
 
 
-def run(seeds: list[int]) -> None:
+def params_used(run_dir: Path) -> int:
+    """Parameters that get a gradient from one step of every objective (on a pair batch): the counted parameters
+    minus any the model holds but never uses."""
+    _, _, strategy = load_run(run_dir)
+    model = strategy.model.train()
+    image = torch.randn(4, 1, 28, 28)
+    text = torch.randint(2, 258, (4, 16))
+    lengths = torch.tensor([16, 12, 8, 4])
+    mask = torch.zeros(4, model.encoder.num_patches, dtype=torch.bool)
+    mask[:, ::2] = True
+    f = model.encode({"image": image, "text": text}, {"text": lengths})
+    p = model.project(f)
+    loss = sum(
+        t.float().pow(2).mean()
+        for t in (
+            model.reconstruct_patches(image, mask),
+            model.predict_tokens(text, lengths),
+            model.predict_tokens(text, lengths, image),
+            p["image"] @ p["text"].T * model.logit_scale.exp(),
+            model.match(image, text, lengths),
+            model.probes["image"](f["image"]),
+            model.probes["text"](f["text"]),
+        )
+    )
+    loss.backward()
+    return sum(q.numel() for q in model.parameters() if q.grad is not None)
+
+
+def run(seeds: list[int], methods: list[str]) -> None:
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
-        for method, overrides in METHODS.items():
+        for method in methods:
+            overrides = METHODS[method]
             out = RUNS / f"{method}-s{seed}"
             shutil.rmtree(out, ignore_errors=True)
             config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false"])
@@ -88,6 +120,8 @@ def run(seeds: list[int]) -> None:
                 "steps": metrics["steps"],
                 "overrides": overrides,
                 "run_dir": str(out),
+                "params_used": params_used(out),
+                "code": CODE,
             }
             (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
@@ -113,8 +147,10 @@ def report() -> None:
     rows.sort(key=lambda r: (list(METHODS).index(r["method"]), r["seed"]))
     env = {
         "command": (
-            "OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 (and in parallel: MOMO_RUNS=/tmp/momo_runs_b "
-            "... run --seeds 1); OMP_NUM_THREADS=1 python benchmarks/momo.py retime; python benchmarks/momo.py report"
+            "OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1 --methods shared-staged dual-staged; "
+            "... run --seeds 0 1 --methods shared-onestage shared-alternating; "
+            "... run --seeds 2 --methods shared-staged dual-staged (one process at a time); "
+            "OMP_NUM_THREADS=1 python benchmarks/momo.py retime; python benchmarks/momo.py report"
         ),
         "recipe": "momo-digits",
         "python": sys.version.split()[0],
@@ -162,10 +198,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     sub.add_parser("retime")
     sub.add_parser("report")
     args = parser.parse_args()
-    {"run": lambda: run(args.seeds), "retime": retime, "report": report}[args.command]()
+    {"run": lambda: run(args.seeds, args.methods), "retime": retime, "report": report}[args.command]()
 
 
 if __name__ == "__main__":

@@ -12,10 +12,14 @@ from polymodal.models.stream import patchify
 SHAPES = {"image": (1, 4, 4), "text": ()}
 
 
-def _model(shared: bool) -> MoMoModel:
-    options = {"shared": shared, "patch_size": 2, "dim": 8, "depth": 1, "heads": 2, "projection_dim": 4}
+def _model(shared: bool, **extra) -> MoMoModel:
+    options = {"shared": shared, "patch_size": 2, "dim": 8, "depth": 1, "heads": 2, "projection_dim": 4, **extra}
     config = validate_config({"model": {"name": "momo", "options": {**options, "max_text_length": 8}}}, "test")
     return build_model(config.model, SHAPES, out_dim=3)
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def test_patchify_takes_row_major_square_patches():
@@ -27,17 +31,60 @@ def test_patchify_takes_row_major_square_patches():
     assert patches[0, 3].tolist() == [10.0, 11.0, 14.0, 15.0]
 
 
-def test_shared_model_has_one_stack_and_about_half_the_dual_parameters():
-    shared, dual = _model(True), _model(False)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    stack = sum(p.numel() for p in shared.encoder.parameters())
-    assert count(dual) - count(shared) == stack + 3 * 8 * 2  # a second stream, and a wider (4D) matching head
-    assert shared.stream("text") is shared.stream("image") and dual.stream("text") is not dual.stream("image")
+def test_dual_model_is_flava_like_towers_plus_fusion_holding_only_what_they_use():
+    shared, dual, late = _model(True), _model(False), _model(False, fusion_depth=0)
+    assert shared.stream("text") is shared.stream("image") and shared.fusion is None
+    assert dual.stream("text") is not dual.stream("image") and dual.fusion is not None and late.fusion is None
+    # Each tower holds only its own modality's embeddings and no modality-type table.
+    assert dual.encoder.modalities == ("image",) and not hasattr(dual.encoder, "token_embed")
+    assert dual.text_encoder.modalities == ("text",) and not hasattr(dual.text_encoder, "patch_embed")
+    assert dual.encoder.type_embed is None and shared.encoder.type_embed is not None
+    # The fusion stack has the towers' width and, by default, their depth.
+    assert len(dual.fusion.layers.layers) == len(dual.encoder.layers.layers) == 1
+    assert len(_model(False, fusion_depth=3).fusion.layers.layers) == 3
+    # Shared vs dual: the dual model adds a tower's layers twice over (second tower, fusion) plus the fusion's
+    # input projections and [CLS_M]; the embeddings are held once either way (split across the towers).
+    layers = _count(shared.encoder.layers) + _count(shared.encoder.norm)
+    fusion_extra = 2 * (8 * 8 + 8) + 8
+    assert _count(dual) - _count(shared) == 2 * layers + fusion_extra + 8 - 2 * 8  # + one more [CLS], - type table
+    assert _count(late) - _count(shared) == layers + 8 - 2 * 8 + 3 * 8 * 2  # no fusion, a 4D-wide matching head
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_encode_project_match_shapes_and_padding_invariance(shared):
-    model = _model(shared).eval()
+def test_fusion_runs_over_both_towers_and_matching_gradients_reach_it():
+    model = _model(False)
+    image, text, lengths = (
+        torch.randn(3, 1, 4, 4),
+        torch.tensor([[5, 6, 7], [8, 9, 0], [4, 0, 0]]),
+        torch.tensor([3, 2, 1]),
+    )
+    states = model.encode_pair(image, text, lengths)
+    assert states.shape == (3, 1 + (1 + 4) + (1 + 3), 8)  # [CLS_M], image tower states, text tower states
+    model.match(image, text, lengths)[:, 1].sum().backward()
+    for name, part in (("fusion", model.fusion), ("image tower", model.encoder), ("text tower", model.text_encoder)):
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name
+    # Masked tokens of a pair are predicted from the fusion stack, so they see the image.
+    a = model.predict_tokens(text, lengths, torch.zeros(3, 1, 4, 4))
+    assert a.shape == (3, 3, 258) and not torch.allclose(a, model.predict_tokens(text, lengths, torch.ones(3, 1, 4, 4)))
+
+
+def test_a_tower_refuses_the_other_modality_and_fusion_depth_is_for_dual_only():
+    dual = _model(False)
+    with pytest.raises(ValueError, match="embeds image only, not text"):
+        dual.encoder(text=torch.tensor([[5, 6]]))
+    with pytest.raises(ConfigError, match=r"fusion_depth: only for the dual-stream baseline"):
+        _model(True, fusion_depth=2)
+
+
+def test_embeddings_start_small_like_the_positions():
+    encoder = _model(True).encoder
+    assert encoder.token_embed.weight.std() < 0.05 and encoder.type_embed.weight.std() < 0.05
+    assert encoder.token_embed.weight[0].abs().sum() == 0  # padding
+
+
+@pytest.mark.parametrize("shared,extra", [(True, {}), (False, {}), (False, {"fusion_depth": 0})])
+def test_encode_project_match_shapes_and_padding_invariance(shared, extra):
+    model = _model(shared, **extra).eval()
     image = torch.randn(2, 1, 4, 4)
     text = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
     lengths = torch.tensor([3, 2])
@@ -49,6 +96,7 @@ def test_encode_project_match_shapes_and_padding_invariance(shared):
     projected = model.project(features)
     assert_close(projected["image"].norm(dim=-1), torch.ones(2))
     assert model.match(image, text, lengths).shape == (2, 2)
+    assert_close(model.match(image, wider, lengths), model.match(image, text, lengths), atol=1e-5, rtol=0)
     assert model.reconstruct_patches(image, torch.zeros(2, 4, dtype=torch.bool)).shape == (2, 4, 4)
     assert model.predict_tokens(text, lengths, image).shape == (2, 4, 258)
 

@@ -16,8 +16,9 @@ STAGES = [
 ]
 
 
-def _strategy(**params):
+def _strategy(model_options=None, **params):
     options = {"patch_size": 2, "dim": 16, "depth": 1, "heads": 2, "projection_dim": 8, "max_text_length": 8}
+    options.update(model_options or {})
     config = validate_config(
         {"model": {"name": "momo", "options": options}, "strategy": {"name": "staged", "stages": STAGES, **params}},
         "test",
@@ -98,3 +99,36 @@ def test_staged_on_a_fused_model_is_a_one_line_error():
     model = build_model(config.model, {"image": (1, 8, 8)}, out_dim=2)
     with pytest.raises(ConfigError, match="staged needs model.name: momo"):
         STRATEGIES.build(STRATEGIES.validate({"name": "staged"}, "s"), model=model, task="classification")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_matching_alone_learns_above_chance_on_a_tiny_case(shared):
+    """The joint pass (shared stream, or the dual model's fusion stack) must learn which caption fits which image."""
+    torch.manual_seed(0)
+    stages = [{"data": ["pair"], "objectives": ["itm"], "epochs": 1}]
+    strategy = _strategy({"shared": shared}, stages=stages)
+    batch = _batch()
+    optimizer = torch.optim.AdamW(strategy.param_groups(), lr=1e-2)
+    for _ in range(60):
+        loss = strategy.step(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    strategy.model.eval()
+    swapped = torch.tensor([1, 0, 3, 2])  # each image with a caption of the other class
+    with torch.no_grad():
+        right = strategy.match(batch, torch.arange(4)).argmax(-1)
+        wrong = strategy.match(batch, swapped).argmax(-1)
+    assert right.tolist() == [1, 1, 1, 1] and wrong.tolist() == [0, 0, 0, 0]
+
+
+def test_balanced_matching_weighs_positives_and_negatives_equally():
+    strategy = _strategy(stages=[{"data": ["pair"], "objectives": ["itm"], "epochs": 1}])
+    strategy.on_epoch_start(0)
+    with torch.no_grad():  # a constant "no match" head: 1 positive per pair, 2 negatives per pair
+        strategy.model.match_head.weight.zero_()
+        strategy.model.match_head.bias.copy_(torch.tensor([2.0, 0.0]))
+    itm = float(strategy.step(_batch())["itm"])
+    p_no = torch.softmax(torch.tensor([2.0, 0.0]), 0)
+    # Balanced: the mean of the positives' and the negatives' losses, not the 1:2-weighted mean.
+    assert abs(itm - 0.5 * float(-p_no[1].log() - p_no[0].log())) < 1e-5

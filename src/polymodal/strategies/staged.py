@@ -64,6 +64,7 @@ class StagedConfig(ComponentConfig):
     patch_mask_ratio: float = Field(0.5, gt=0, lt=1)
     token_mask_ratio: float = Field(0.15, gt=0, lt=1)
     label_aware_negatives: bool = True
+    balanced_matching: bool = True
 
 
 def random_patch_mask(batch: int, patches: int, ratio: float, device: torch.device) -> Tensor:
@@ -87,11 +88,11 @@ class StagedStrategy(Strategy):
 
     Each stage names the data it draws from every batch (``image`` alone, ``text`` alone, ``pair`` = image and
     caption together) and its objectives: masked patch modeling (``mpm``, SimMIM-style pixel regression), masked
-    token modeling (``mlm``; on pairs the shared stream sees the image), image-text contrastive (``itc``, symmetric
-    InfoNCE with the model's learnable temperature) and image-text matching (``itm``, with ALBEF's similarity-drawn
-    hard negatives). MoMo (arXiv 2304.05523) accumulates the gradients of every active modality's batch
-    and applies them in one update (``updates: simultaneous``); ``updates: alternating`` gives each data kind its
-    own optimizer update instead, to test that claim.
+    token modeling (``mlm``; on pairs the text sees the image: shared stream, or the dual model's fusion stack),
+    image-text contrastive (``itc``, symmetric InfoNCE with the model's learnable temperature) and image-text matching
+    (``itm``, with ALBEF's similarity-drawn hard negatives). MoMo (arXiv 2304.05523) accumulates the gradients of
+    every active modality's batch and applies them in one update (``updates: simultaneous``); ``updates:
+    alternating`` gives each data kind its own optimizer update instead, to test that claim.
 
     The model's linear probes are trained every step on detached pooled features of the unmasked inputs; they never
     change the encoder and give the validation accuracy the Trainer selects on (``predict``).
@@ -99,7 +100,8 @@ class StagedStrategy(Strategy):
     Departures from the paper, deliberate at CPU scale: stage lengths are in epochs of one dataset of pairs (each
     stage draws its data kinds from the same batches); masked tokens are always replaced by ``[MASK]`` (no 80/10/10
     split); with ``label_aware_negatives`` a sample of the same target is never a contrastive or matching negative,
-    because on digit captions a same-digit caption is a true match (duplicates are rare in the paper's web data).
+    because on digit captions a same-digit caption is a true match (duplicates are rare in the paper's web data);
+    with ``balanced_matching`` the ``itm`` loss weighs its positives and hard negatives equally (ALBEF's is 1:2).
 
     Args:
         model: a ``MoMoModel`` (shared single stream or the dual-stream baseline).
@@ -109,6 +111,9 @@ class StagedStrategy(Strategy):
         patch_mask_ratio: fraction of image patches hidden for ``mpm``.
         token_mask_ratio: probability of hiding each text token for ``mlm``.
         label_aware_negatives: exclude same-target samples from the negatives of ``itc`` and ``itm``.
+        balanced_matching: weight the ``itm`` loss so the positives (one per pair) and the hard negatives (two per
+            pair) count equally; without it the constant "no match" answer already scores 2/3 and is where the head
+            settles (it is chance, 50 %, on the balanced matching evaluation).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class StagedStrategy(Strategy):
         patch_mask_ratio: float,
         token_mask_ratio: float,
         label_aware_negatives: bool,
+        balanced_matching: bool = True,
     ) -> None:
         super().__init__(model, task)
         if task != "classification":
@@ -131,6 +137,7 @@ class StagedStrategy(Strategy):
         self.patch_mask_ratio = patch_mask_ratio
         self.token_mask_ratio = token_mask_ratio
         self.label_aware_negatives = label_aware_negatives
+        self.balanced_matching = balanced_matching
         self.stage = 0
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -192,7 +199,13 @@ class StagedStrategy(Strategy):
         texts = torch.cat([text, text[negative_text[keep_t]], text[keep_i]])
         text_lengths = torch.cat([lengths, lengths[negative_text[keep_t]], lengths[keep_i]])
         target = torch.cat([torch.ones_like(rows), torch.zeros(len(images) - len(rows), dtype=torch.long)])
-        return cross_entropy(self.model.match(images, texts, text_lengths), target.to(image.device))
+        logits = self.model.match(images, texts, text_lengths)
+        target = target.to(image.device)
+        if not self.balanced_matching or len(images) == len(rows):
+            return cross_entropy(logits, target)
+        # Each class's mean loss, averaged: positives and negatives weigh the same whatever their counts.
+        losses = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
+        return 0.5 * (losses[: len(rows)].mean() + losses[len(rows) :].mean())
 
     def _probe(self, batch: dict[str, Any], kinds: set[str], features: dict[str, Tensor]) -> Tensor:
         modalities = [m for m in ("image", "text") if m in kinds or "pair" in kinds]
