@@ -313,3 +313,20 @@ def test_subprocess_corrupt_wav(tmp_path, digit_manifest):
     assert line.startswith("polymodal: error: ")
     assert "test.csv" in line and "test_22.wav" in line and "not a readable WAV file" in line
     assert not (tmp_path / "RUN").exists()
+
+
+def test_overrides_may_follow_options(monkeypatch):
+    seen = {}
+
+    def fake_train(recipe, overrides, out, resume):
+        seen.update(recipe=recipe, overrides=overrides, out=out)
+        return {"test": {"r1": 1.0}, "params": 1, "train_seconds": 0.0}
+
+    monkeypatch.setattr("polymodal.cli._train", fake_train)
+    assert main(["train", "avdigits-joint", "trainer.seed=1", "--out", "X", "trainer.epochs=2"]) == 0
+    assert seen == {"recipe": "avdigits-joint", "overrides": ["trainer.seed=1", "trainer.epochs=2"], "out": "X"}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recipes", "trainer.epochs=2"])  # a command without overrides
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["train", "avdigits-joint", "--out", "X", "--bogus"])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from polymodal.cli import main
@@ -20,14 +21,15 @@ MNIST = SHARED_DATA / "mnist" / "mnist.npz"
 ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 1}]"
 
 
-def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_path: Path):
+@pytest.mark.parametrize("shared", ["true", "false"])  # false: the FLAVA-like dual model (towers + fusion stack)
+def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_path: Path, shared: str):
     with np.load(MNIST) as full:  # a small copy: 16 training, VAL_SIZE validation and 16 test digits
         arrays = {k: full[k][: VAL_SIZE + 16] if "train" in k else full[k][:16] for k in full.files}
     np.savez(tmp_path / "mnist.npz", **arrays)
     overrides = [
         f"data.root={tmp_path / 'mnist.npz'}",
         "data.eval_batch_size=512",
-        "model.options={dim: 16, depth: 1, heads: 2, projection_dim: 8, max_text_length: 32}",
+        f"model.options={{shared: {shared}, dim: 16, depth: 1, heads: 2, projection_dim: 8, max_text_length: 32}}",
         ONE_STAGE,
         "trainer.epochs=1",
         "trainer.progress=false",
@@ -44,4 +46,5 @@ def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_
     for modality, inputs in (("text", ["le chiffre sept", "seven"]), ("image", [str(tmp_path / "digit.png")])):
         out = tmp_path / f"{modality}.npy"
         assert main(["embed", str(tmp_path / "run"), "--modality", modality, *inputs, "--out", str(out)]) == 0
-        assert np.load(out).shape == (len(inputs), 16)
+        # Both modalities embed into the shared contrastive space (projection_dim 8), ready for cross-modal search.
+        assert np.load(out).shape == (len(inputs), 8)

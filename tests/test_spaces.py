@@ -13,10 +13,11 @@ from torch.utils.data import DataLoader
 
 from polymodal.cli import main
 from polymodal.data.sources import build_data
-from polymodal.models import BridgeProjector
+from polymodal.errors import ConfigError
+from polymodal.models import BridgeProjector, CMCRProjector
 from polymodal.objectives import dense_alignment_loss
 from polymodal.runs import load_run
-from polymodal.spaces import ModelSpace, load_space, memory_bank, pseudo_pairs
+from polymodal.spaces import ContrastiveSpace, ModelSpace, UnifiedSpace, load_space, memory_bank, pseudo_pairs
 
 E1, E2 = [1.0, 0.0], [0.0, 1.0]
 
@@ -35,6 +36,48 @@ def test_pseudo_pairs_link_the_spaces_through_the_overlapping_modality():
     assert_close(pairs["base"]["image"], torch.tensor([img_one, img_two] * 3))
     assert_close(pairs["leaf"]["text"], torch.tensor([E2, E1] * 3))
     assert_close(pairs["leaf"]["audio"], torch.tensor([aud_one, aud_two] * 3))
+
+
+def test_pseudo_pairs_without_rotation_start_from_the_overlapping_bank_only():
+    # C-MCR's text-centric tuples: the same first two rows as with rotation, and nothing else.
+    base = {"text": torch.tensor([E1, E2]), "image": torch.tensor([[0.8, 0.6], [0.6, 0.8]])}
+    leaf = {"text": torch.tensor([E2, E1]), "audio": torch.tensor([[0.6, 0.8], [0.8, 0.6]])}
+    rotated = pseudo_pairs(base, leaf, "text", temperature=1e-3)
+    text_only = pseudo_pairs(base, leaf, "text", temperature=1e-3, rotate=False)
+    for side in ("base", "leaf"):
+        for m, x in text_only[side].items():
+            assert x.shape[0] == 2
+            assert_close(x, rotated[side][m][:2])
+
+
+class _Fixed(ContrastiveSpace):
+    """A space that embeds (B, D) inputs as themselves, normalised."""
+
+    def __init__(self, modalities: list[str]) -> None:
+        self._modalities = modalities
+
+    @property
+    def modalities(self) -> list[str]:
+        return self._modalities
+
+    def embed(self, modality: str, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return nn.functional.normalize(inputs, dim=-1)
+
+
+def test_unified_space_keeps_base_embeddings_and_projects_the_leaf():
+    base, leaf = _Fixed(["image", "text"]), _Fixed(["audio", "text"])
+    x = torch.randn(3, 4)
+    exmcr = UnifiedSpace(base, leaf, BridgeProjector(leaf_dim=4, base_dim=4, hidden=8, temperature=0.1))
+    assert exmcr.modalities == ["image", "text", "audio"]
+    assert torch.equal(exmcr.embed("image", x), base.embed("image", x))  # the base space itself
+    assert torch.equal(exmcr.embed("text", x), base.embed("text", x))  # the overlap: the base's own text
+    assert_close(exmcr.embed("audio", x), exmcr.projector(leaf.embed("audio", x)))
+    cmcr = UnifiedSpace(base, leaf, CMCRProjector(base_dim=4, leaf_dim=4, dim=3, hidden=8, temperature=0.1))
+    assert_close(cmcr.embed("image", x), cmcr.projector.base(base.embed("image", x)))
+    assert_close(cmcr.embed("audio", x), cmcr.projector.leaf(leaf.embed("audio", x)))
+    assert not any(p.requires_grad for p in cmcr.projector.parameters())
+    with pytest.raises(ConfigError, match="neither bridged space has it"):
+        exmcr.embed("vision", x)
 
 
 def test_pseudo_pairs_average_neighbours_at_a_high_temperature():
@@ -77,7 +120,7 @@ def test_model_space_is_frozen_and_normalised():
     first = space.embed("features", x)
     assert_close(first.norm(dim=-1), torch.ones(4))
     assert torch.equal(first, space.embed("features", x))
-    with pytest.raises(ValueError, match="the space has no 'audio' encoder \\(it has: features\\)"):
+    with pytest.raises(ConfigError, match="the space has no 'audio' encoder \\(it has: features\\)"):
         space.embed("audio", x)
 
 

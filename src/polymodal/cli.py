@@ -51,6 +51,9 @@ def _train(recipe: str, overrides: list[str], out: str | None, resume: bool) -> 
 
 def _summary(metrics: dict) -> str:
     test = metrics["test"]
+    if "accuracy" not in test and "mae" not in test:  # a strategy with its own metrics (contrastive, multitask)
+        scores = "\n".join(f"  {k}: {v:.4f}" for k, v in test.items() if isinstance(v, float))
+        return f"test:\n{scores}\nparams: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s"
     name = "accuracy" if "accuracy" in test else "mae"
     lines = [
         f"test {name} (all modalities): {test[name]:.4f}",
@@ -74,6 +77,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = _train(args.recipe, overrides, args.out, args.resume)
     if current_world().is_main:  # under torchrun, one summary
         print(_summary(metrics))
+    return 0
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from polymodal.bridging import bridge_run
+    from polymodal.config import load_config
+
+    config = load_config(args.recipe, args.overrides)
+    _absolute_data_paths(config)
+    for side in ("base", "leaf"):
+        source = getattr(config.spaces, side) if config.spaces else None
+        for key in ("run", "path"):
+            if source is not None and getattr(source, key):
+                setattr(source, key, str(Path(getattr(source, key)).expanduser().resolve()))
+    if args.resume and not args.out:
+        raise PolymodalError("--resume needs --out RUN_DIR (the bridge run to continue)")
+    run_dir = Path(args.out) if args.out else _default_out(args.recipe)
+    metrics = bridge_run(config, run_dir, resume=args.resume)
+    test = metrics["test"]
+    print(f"run directory: {run_dir}")
+    for key in sorted(k for k in test if k.endswith("_r1") or k.endswith("_map")):
+        print(f"  {key}: {test[key]:.4f}")
+    print(f"base space unchanged: {metrics['base_unchanged']}   params: {metrics['params']:,}")
     return 0
 
 
@@ -116,7 +142,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from polymodal.retrieval import retrieve
 
-    for result in retrieve(Path(args.run_dir), Path(args.index), args.modality, args.queries, args.top_k):
+    if args.index is None and args.to is None:
+        raise PolymodalError("give --to MODALITY (the run's own gallery of that modality) or --index INDEX_DIR")
+    index = Path(args.index) if args.index else Path(args.run_dir) / "index" / args.to
+    for result in retrieve(Path(args.run_dir), index, args.modality, args.queries, args.top_k, args.to):
         print(json.dumps(result))
     return 0
 
@@ -174,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser(
+        "bridge", help="link two contrastive spaces without paired data (Ex-MCR): polymodal bridge RECIPE"
+    )
+    p.add_argument("recipe", help="bundled bridge recipe (e.g. exmcr-digits) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.seed=1 data.max_train_samples=2000")
+    p.add_argument("--out", help="run directory (default: runs/<recipe>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the bridge run in --out (spaces and projector)")
+    p.set_defaults(func=cmd_bridge)
+
     p = sub.add_parser("eval", help="score a trained run on one of its splits or on a new CSV manifest")
     p.add_argument("run_dir")
     p.add_argument("--split", choices=["val", "test"], default="test")
@@ -219,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("retrieve", help="search an index with queries embedded by a run's encoder")
     p.add_argument("run_dir")
-    p.add_argument("--index", required=True, help="folder written by `polymodal index build`")
-    p.add_argument("--modality", required=True, help="the modality of the queries")
+    p.add_argument("--index", help="folder written by `polymodal index build` (default: RUN_DIR/index/<--to>)")
+    p.add_argument("--from", "--modality", dest="modality", required=True, help="the modality of the queries")
+    p.add_argument("--to", help="the modality of the gallery (checked against the index)")
     p.add_argument("queries", nargs="+", help="file paths (image/audio/features) or text strings")
     p.add_argument("--top-k", type=int, default=10)
     p.set_defaults(func=cmd_retrieve)
@@ -241,7 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may also follow options (`train RECIPE --out DIR a=b`): argparse stops a positional list at the first
+    # option, so key=value words it leaves over join the command's overrides (or data settings).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        target = next((name for name in ("overrides", "settings") if hasattr(args, name)), None)
+        if target is None or any(word.startswith("-") or "=" not in word for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, target, [*getattr(args, target), *extra])
     try:
         return args.func(args)
     except PolymodalError as err:

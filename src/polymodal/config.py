@@ -53,6 +53,15 @@ class DataConfig(Section):
     fold: int = Field(0, ge=0)
     # multitask-digits: the tasks to build (default all; one task is the 'alone' setting of MultiModel).
     tasks: list[str] | None = None
+    # multitask-digits: training examples of the low-data task (parse; None keeps its default 300, at most 700: the
+    # first N of its fixed training numbers, so a smaller set is part of every larger one).
+    low_data_examples: int | None = Field(None, ge=1, le=700)
+    # [k, n]: keep only the k-th of n disjoint parts of the training split (one fixed permutation, whatever the
+    # seed), e.g. two contrastive spaces trained on disjoint halves before bridging them.
+    train_part: tuple[int, int] | None = None
+    # Digit data without text (avmnist): add a text modality, a generated number phrase naming each sample's digit
+    # in one of eight languages (as digit-captions).
+    captions: bool = False
     image: ImageConfig = ImageConfig()
     audio: AudioConfig = AudioConfig()
     text: TextConfig = TextConfig()
@@ -65,6 +74,13 @@ class DataConfig(Section):
             DATASETS.get(value)
         except ConfigError as err:
             raise ConfigError(f"data.name: {err}") from None
+        return value
+
+    @field_validator("train_part")
+    @classmethod
+    def _valid_part(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not (value[1] >= 2 and 0 <= value[0] < value[1]):
+            raise ValueError(f"expected [k, n] with n >= 2 and 0 <= k < n, got {list(value)}")
         return value
 
     @field_validator("modalities")
@@ -150,6 +166,52 @@ class EvalConfig(Section):
     representation: bool = False
 
 
+class SpaceSource(Section):
+    """Where one contrastive space of a bridge comes from: exactly one of ``run``, ``recipe`` or ``pretrained``.
+
+    ``recipe`` trains the space inside the bridge's run directory (``spaces/base``, ``spaces/leaf``) on the bridge's
+    ``data`` section and ``trainer.seed``, then ``overrides`` (e.g. ``data.train_part=[0, 2]``).
+    """
+
+    run: str | None = None
+    recipe: str | None = None
+    overrides: list[str] = []
+    # Pretrained weights from a local folder: hf-clip, clap or open_clip (with model_name), see polymodal.pretrained.
+    pretrained: str | None = None
+    path: str | None = None
+    model_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SpaceSource:
+        given = [k for k in ("run", "recipe", "pretrained") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of run, recipe or pretrained (got: {', '.join(given) or 'none'})")
+        if self.pretrained and not self.path:
+            raise ValueError("pretrained: needs path (the local folder of the weights)")
+        return self
+
+
+class SpacesConfig(Section):
+    """The two contrastive spaces of an Ex-MCR bridge and how pseudo-pairs link them (``polymodal bridge``)."""
+
+    base: SpaceSource
+    leaf: SpaceSource
+    # The one modality both spaces embed; pseudo-pairs go through it.
+    overlap: str = "text"
+    # Softmax temperature of the memory-bank aggregation (Ex-MCR's tau).
+    aggregation_temperature: float = Field(0.01, gt=0)
+    # all: every bank in turn is the query (Ex-MCR); overlap: only the overlapping modality's bank (C-MCR).
+    queries: Literal["all", "overlap"] = "all"
+    # At most this many rows per memory bank (None: every sample of its part of the split).
+    bank_size: int | None = Field(None, ge=2)
+
+    @field_validator("overlap")
+    @classmethod
+    def _known_overlap(cls, value: str) -> str:
+        check_modality(value, "spaces.overlap")
+        return value
+
+
 class RunConfig(Section):
     """A whole run: the resolved form is written as the run directory's ``config.yaml``."""
 
@@ -158,6 +220,8 @@ class RunConfig(Section):
     strategy: dict[str, Any] = {"name": "joint"}
     trainer: TrainerConfig = TrainerConfig()
     eval: EvalConfig = EvalConfig()
+    # Only in bridge recipes (polymodal bridge): the two spaces to link.
+    spaces: SpacesConfig | None = None
 
 
 def bundled_recipes() -> dict[str, Path]:

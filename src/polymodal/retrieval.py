@@ -63,16 +63,28 @@ def build_index(
 
 
 def retrieve(
-    run_dir: Path, index_dir: Path, modality: str, queries: list[str], top_k: int = 10
+    run_dir: Path, index_dir: Path, modality: str, queries: list[str], top_k: int = 10, to: str | None = None
 ) -> list[dict[str, Any]]:
     """The ``top_k`` gallery items for each query (file paths, or strings for text) embedded with ``modality``.
+
+    Args:
+        run_dir: the run whose encoders (or, for a bridge run, unified space) embed the queries.
+        index_dir: the gallery's index.
+        modality: the queries' modality.
+        queries: file paths, or strings for text.
+        top_k: how many results per query.
+        to: the gallery modality the caller expects; an index of another modality is an error.
 
     Returns:
         One ``{"query", "results": [{"id", "score"}, ...]}`` per query, best first.
     """
     if top_k < 1:
         raise ConfigError(f"--top-k: must be at least 1, got {top_k}")
+    if not (Path(index_dir) / "index.json").is_file() and to is not None:
+        raise ConfigError(f"{index_dir}: no {to} index there (build one with `polymodal index build`, or give --index)")
     index = EmbeddingIndex.load(Path(index_dir))
+    if to is not None and index.modality != to:
+        raise ConfigError(f"--to {to}: the index {index_dir} holds {index.modality} embeddings")
     scores, rows = index.search(embed(run_dir, modality, queries), top_k)
     return [
         {

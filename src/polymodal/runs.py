@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoad
     )
 
 
-def _check_resume(out: Path, config: RunConfig) -> None:
+def check_resumable(out: Path, config: RunConfig) -> None:
+    """Raises a ConfigError unless ``out`` is an unfinished run directory of the same config."""
     if not (out / "config.yaml").is_file():
         raise ConfigError(f"{out}: not a polymodal run directory (no config.yaml), nothing to resume")
     if (out / "metrics.json").is_file():
@@ -63,14 +65,21 @@ def _check_resume(out: Path, config: RunConfig) -> None:
     if saved != mine:
         diff = sorted(_diff_keys(saved, mine))
         raise ConfigError(f"{out}: --resume with a different config than the run's ({', '.join(diff[:5])} differ)")
+
+
+def _check_resume(out: Path, config: RunConfig) -> None:
+    check_resumable(out, config)
     if not CheckpointManager(out / "checkpoints").step_checkpoints():
         raise ConfigError(f"{out}/checkpoints: no checkpoint to resume from")
+
+
+_MISSING = object()
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) | set(b)
-        return [d for k in keys for d in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
+        return [d for k in keys for d in _diff_keys(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]
 
 
@@ -232,6 +241,12 @@ def _read_run_info(path: Path) -> dict[str, Any]:
 def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = None) -> dict[str, Any]:
     """Scores a run's selected weights on one of its splits or on a new CSV manifest (same columns)."""
     config, info, strategy = load_run(run_dir)
+    if config.spaces is not None:  # a bridge run: retrieval in its unified space
+        if data:
+            raise ConfigError(f"--data: a bridge run is evaluated on its own data's splits ({run_dir})")
+        from polymodal.bridging import evaluate_bridge
+
+        return evaluate_bridge(run_dir, split)
     if data:
         columns = info.get("columns")
         if not columns:
@@ -281,26 +296,41 @@ def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> 
 def embed(run_dir: Path, modality: str, inputs: list[str], batch_size: int = 256) -> np.ndarray:
     """Embeds inputs of one modality (file paths, or strings for text) with the run's encoder.
 
+    A bridge run (``polymodal bridge``) embeds into its unified space, through whichever of its spaces has the
+    modality.
+
     Returns:
         (N, D) float32 embeddings, computed ``batch_size`` inputs at a time.
     """
     check_modality(modality, "--modality")
     config, _, strategy = load_run(run_dir)
+    if config.spaces is not None:
+        from polymodal.bridging import load_unified_space
+
+        return load_unified_space(run_dir).embed_items(modality, inputs).numpy()
     if modality not in strategy.model.modalities:
         raise ConfigError(
             f"--modality {modality}: the run has no {modality} encoder (it has: {', '.join(strategy.model.modalities)})"
         )
-    data = config.data
+    parts = []
+    for batch in item_batches(config.data, modality, inputs, batch_size):
+        with torch.no_grad():
+            features = strategy.model.encode(batch["inputs"], batch["lengths"])
+            if getattr(strategy.model, "contrastive", False):  # a contrastive space: embed into it
+                features = strategy.model.project(features)
+            parts.append(features[modality].float().numpy())
+    return np.concatenate(parts)
+
+
+def item_batches(data: Any, modality: str, items: list[str], batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Collated batches of raw inputs of one modality (file paths, or strings for text), converted with the
+    adapters of a run's ``DataConfig``."""
     convert = {
         "image": lambda x: ImageAdapter(data.image).from_file(x),
         "audio": lambda x: AudioAdapter(data.audio).from_file(x),
         "text": lambda x: TextAdapter(data.text).from_text(x),
         "features": lambda x: FeaturesAdapter(data.features).from_file(x),
     }["features" if modality in FEATURE_MODALITIES else modality]
-    parts = []
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        batch = Collate()([{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(chunk)])
-        with torch.no_grad():
-            parts.append(strategy.model.encode(batch["inputs"], batch["lengths"])[modality].float().numpy())
-    return np.concatenate(parts)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        yield Collate()([{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(chunk)])

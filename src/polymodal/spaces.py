@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from polymodal.errors import ConfigError
+from polymodal.models import CMCRProjector
 from polymodal.objectives import aggregate
-from polymodal.runs import load_run
+from polymodal.runs import item_batches, load_run
 
 BASE, LEAF = "base", "leaf"
 
@@ -35,25 +37,39 @@ class ContrastiveSpace:
         raise NotImplementedError
 
     def embed(self, modality: str, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """(B, ...) inputs of one modality -> (B, D) L2-normalised embeddings."""
+        """(B, ...) inputs of one modality, already converted by the space's own adapter -> (B, D) L2-normalised
+        embeddings."""
+        raise NotImplementedError
+
+    def takes_tensors(self, modality: str) -> bool:
+        """Whether ``embed`` takes polymodal's collated tensors of ``modality`` (else only ``embed_items`` works)."""
+        return False
+
+    def embed_items(self, modality: str, items: list[str]) -> Tensor:
+        """Raw inputs of one modality (file paths for image/audio, strings for text) -> (N, D) L2-normalised
+        float32 embeddings; each space converts them with its own preprocessing."""
         raise NotImplementedError
 
 
 class ModelSpace(ContrastiveSpace):
-    """A contrastive space over any model with ``encode(inputs, lengths) -> {modality: (B, D)}`` (polymodal models).
+    """A contrastive space over a polymodal model with ``encode(inputs, lengths) -> {modality: (B, D)}``.
 
-    The model is put in eval mode and its parameters stop requiring gradients, so neither dropout nor batch-norm
-    statistics nor an optimizer can change it: embeddings are reproducible bit for bit. This is a plain object, not
-    an ``nn.Module``, so the space's weights never become part of a strategy's model or checkpoint.
+    Models with contrastive projections (``contrastive`` true: a ``contrastive`` run's ``MultimodalModel``, MoMo)
+    embed through them (``project``); other models' per-modality features must share one width. The model is put
+    in eval mode and its parameters stop requiring gradients, so neither dropout nor batch-norm statistics nor an
+    optimizer can change it: embeddings are reproducible bit for bit. This is a plain object, not an
+    ``nn.Module``, so the space's weights never become part of a strategy's model or checkpoint.
 
     Args:
-        model: a trained model; its per-modality features must share one width (a contrastively trained model).
+        model: a trained model.
         device: where the model runs.
+        data: the run's ``DataConfig``, whose adapters convert raw inputs for ``embed_items``.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", data: Any = None) -> None:
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
+        self.data = data
 
     @property
     def modalities(self) -> list[str]:
@@ -62,17 +78,89 @@ class ModelSpace(ContrastiveSpace):
     def embed(self, modality: str, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, ...) inputs of one modality -> (B, D) L2-normalised float32 embeddings."""
         if modality not in self.modalities:
-            raise ValueError(f"the space has no {modality!r} encoder (it has: {', '.join(self.modalities)})")
+            raise ConfigError(f"the space has no {modality!r} encoder (it has: {', '.join(self.modalities)})")
         lengths_by_modality = {} if lengths is None else {modality: lengths.to(self.device)}
         with torch.no_grad():
-            features = self.model.encode({modality: inputs.to(self.device)}, lengths_by_modality)[modality]
-        return F.normalize(features.float(), dim=-1)
+            features = self.model.encode({modality: inputs.to(self.device)}, lengths_by_modality)
+            if getattr(self.model, "contrastive", False):
+                features = self.model.project(features)
+        return F.normalize(features[modality].float(), dim=-1)
+
+    def takes_tensors(self, modality: str) -> bool:
+        return True
+
+    def embed_items(self, modality: str, items: list[str]) -> Tensor:
+        if self.data is None:
+            raise ValueError("this space was built without its data settings; it embeds tensors only")
+        parts = [
+            self.embed(modality, batch["inputs"][modality], batch["lengths"].get(modality)).cpu()
+            for batch in item_batches(self.data, modality, items)
+        ]
+        return torch.cat(parts)
 
 
 def load_space(run_dir: Path, device: torch.device | str = "cpu") -> ModelSpace:
     """The contrastive space of a finished polymodal run (its best weights), frozen."""
-    _, _, strategy = load_run(run_dir)
-    return ModelSpace(strategy.model, device)
+    config, _, strategy = load_run(run_dir)
+    if config.spaces is not None:
+        raise ConfigError(f"{run_dir}: a bridge run, not a contrastive space (bridge its spaces directly)")
+    return ModelSpace(strategy.model, device, config.data)
+
+
+def unified_modalities(base: ContrastiveSpace, leaf: ContrastiveSpace) -> list[str]:
+    """The modalities of a bridged space: the base space's, then the leaf space's others."""
+    return [*base.modalities, *(m for m in leaf.modalities if m not in base.modalities)]
+
+
+class UnifiedSpace(ContrastiveSpace):
+    """The space a bridge builds: base and leaf spaces linked by a trained projector.
+
+    With Ex-MCR's :class:`~polymodal.models.BridgeProjector` the unified space *is* the base space: base modalities
+    are embedded by the frozen base space unchanged, leaf-only modalities by the leaf space and then projected. With
+    the C-MCR-style :class:`~polymodal.models.CMCRProjector` every modality is projected into a new space.
+
+    Args:
+        base: the base space.
+        leaf: the leaf space.
+        projector: the trained projector (put in eval mode, no gradients).
+    """
+
+    def __init__(self, base: ContrastiveSpace, leaf: ContrastiveSpace, projector: nn.Module) -> None:
+        self.base, self.leaf = base, leaf
+        self.projector = projector.eval().requires_grad_(False)
+        self.device = next(projector.parameters()).device
+
+    @property
+    def modalities(self) -> list[str]:
+        return unified_modalities(self.base, self.leaf)
+
+    def _route(self, modality: str) -> tuple[ContrastiveSpace, Any]:
+        if modality in self.base.modalities:
+            if isinstance(self.projector, CMCRProjector):
+                return self.base, self.projector.base
+            return self.base, None
+        if modality in self.leaf.modalities:
+            return self.leaf, self.projector.leaf if isinstance(self.projector, CMCRProjector) else self.projector
+        raise ConfigError(
+            f"--modality {modality}: neither bridged space has it (they have: {', '.join(self.modalities)})"
+        )
+
+    def _project(self, projector: Any, embedded: Tensor) -> Tensor:
+        if projector is None:
+            return embedded
+        with torch.no_grad():
+            return projector(embedded.to(self.device)).float()
+
+    def takes_tensors(self, modality: str) -> bool:
+        return self._route(modality)[0].takes_tensors(modality)
+
+    def embed(self, modality: str, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        space, projector = self._route(modality)
+        return self._project(projector, space.embed(modality, inputs, lengths))
+
+    def embed_items(self, modality: str, items: list[str]) -> Tensor:
+        space, projector = self._route(modality)
+        return self._project(projector, space.embed_items(modality, items)).cpu()
 
 
 def memory_bank(space: ContrastiveSpace, modality: str, batches: Iterable[dict[str, Any]]) -> Tensor:
@@ -88,17 +176,36 @@ def memory_bank(space: ContrastiveSpace, modality: str, batches: Iterable[dict[s
     Returns:
         (N, D) L2-normalised embeddings, in the order of the batches.
     """
-    parts = []
+    return embed_batches(space, modality, batches)[0]
+
+
+def embed_batches(
+    space: ContrastiveSpace, modality: str, batches: Iterable[dict[str, Any]], cells: dict[str, list[str]] | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(N, D) embeddings, (N,) targets and (N,) sample indices of the samples of ``batches`` that have ``modality``.
+
+    A space that takes polymodal's tensors embeds the collated inputs; any other space (pretrained weights with
+    their own preprocessing) embeds the raw ``cells`` of the samples (a CSV manifest's, by sample index).
+    """
+    tensors = space.takes_tensors(modality)
+    if not tensors and cells is None:
+        raise ConfigError("data: a pretrained space embeds raw files, so its data must be a CSV manifest")
+    parts, targets, indices = [], [], []
     for batch in batches:
         keep = batch["present"][modality]
-        lengths = batch.get("lengths", {}).get(modality)
-        embedded = space.embed(modality, batch["inputs"][modality], lengths)
-        parts.append(embedded[keep.to(embedded.device)])
-    return torch.cat(parts)
+        index = torch.as_tensor(batch["index"])[keep]
+        if tensors:
+            lengths = batch.get("lengths", {}).get(modality)
+            parts.append(space.embed(modality, batch["inputs"][modality], lengths).cpu()[keep.cpu()])
+        elif len(index):
+            parts.append(space.embed_items(modality, [cells[modality][int(i)] for i in index]).cpu())
+        targets.append(torch.as_tensor(batch["target"])[keep])
+        indices.append(index)
+    return torch.cat(parts), torch.cat(targets), torch.cat(indices)
 
 
 def pseudo_pairs(
-    base: Mapping[str, Tensor], leaf: Mapping[str, Tensor], overlap: str, temperature: float
+    base: Mapping[str, Tensor], leaf: Mapping[str, Tensor], overlap: str, temperature: float, rotate: bool = True
 ) -> dict[str, dict[str, Tensor]]:
     """Pseudo-pair tuples across a base and a leaf space from unpaired memory banks (Ex-MCR, Sec. 3.2).
 
@@ -114,6 +221,7 @@ def pseudo_pairs(
         overlap: the modality both spaces have; ``base[overlap]`` and ``leaf[overlap]`` embed the same items, row by
             row.
         temperature: ``tau`` of :func:`~polymodal.objectives.aggregate`.
+        rotate: every bank in turn is the query (Ex-MCR); False: only the overlapping modality's bank (C-MCR).
 
     Returns:
         ``{"base": {modality: (N, D_base)}, "leaf": {modality: (N, D_leaf)}}`` where row i of every tensor belongs to
@@ -126,7 +234,7 @@ def pseudo_pairs(
             f"{len(base[overlap])} rows in base, {len(leaf[overlap])} in leaf"
         )
     banks = {BASE: base, LEAF: leaf}
-    queries = [(BASE, overlap)] + [(s, m) for s in (BASE, LEAF) for m in banks[s] if m != overlap]
+    queries = [(BASE, overlap)] + [(s, m) for s in (BASE, LEAF) for m in banks[s] if m != overlap and rotate]
     tuples = [_tuples(banks, space, modality, overlap, temperature) for space, modality in queries]
     return {s: {m: torch.cat([t[s][m] for t in tuples]) for m in banks[s]} for s in (BASE, LEAF)}
 

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 import torch
 
-from polymodal.data.splits import split_indices, subset_indices
+from polymodal.data.splits import part_indices, split_indices, subset_indices
 from polymodal.errors import ConfigError, DataError
 
 
@@ -65,3 +65,12 @@ def test_subset_is_sorted_deterministic_and_distinct():
 def test_subset_rejects_zero():
     with pytest.raises(ConfigError, match="data.max_train_samples: must be at least 1"):
         subset_indices(5, 0, seed=0)
+
+
+def test_parts_are_disjoint_cover_everything_and_ignore_the_run_seed():
+    parts = [part_indices(10, k, 3) for k in range(3)]
+    assert sorted(i for p in parts for i in p) == list(range(10))
+    assert [len(p) for p in parts] == [4, 3, 3]
+    assert parts[0] == part_indices(10, 0, 3)  # one fixed permutation
+    with pytest.raises(ConfigError, match="data.train_part"):
+        part_indices(10, 3, 3)

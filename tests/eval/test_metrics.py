@@ -12,6 +12,7 @@ from polymodal.eval.metrics import (
     binary_f1,
     classification_metrics,
     confusion_matrix,
+    cross_modal_retrieval,
     macro_f1,
     mae,
     mean_average_precision,
@@ -188,3 +189,23 @@ def test_retrieval_metrics_match_sklearn_average_precision():
 def test_retrieval_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must both have shape"):
         recall_at_k(SIMILARITY, RELEVANT[:, :3], k=1)
+
+
+def test_cross_modal_retrieval_scores_both_directions_of_each_pair():
+    # Two image and three audio embeddings in 2-d; relevance is a shared label.
+    image = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    audio = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    out = cross_modal_retrieval(
+        {"image": image, "audio": audio}, {"image": [0, 1], "audio": [0, 0, 1]}, [("image", "audio")]
+    )
+    # image 0 (label 0): best audio is 1 (label 0) -> hit; image 1 (label 1): best is audio 0 (label 0) -> miss.
+    assert out["image_to_audio_r1"] == 0.5
+    # audio 0 -> image 1 (miss), audio 1 -> image 0 (hit), audio 2 -> image 1 (0.8 > 0.6, hit).
+    assert out["audio_to_image_r1"] == pytest.approx(2 / 3)
+    # image 1's ranking of audio: 0 (0.8? no: 1.0), 2 (0.8), 1 (0.0) -> its only relevant item (2) at rank 2: AP 1/2.
+    # image 0: audio 1 (1.0, relevant), audio 2 (0.6), audio 0 (0.0, relevant) -> AP (1 + 2/3) / 2.
+    assert out["image_to_audio_map"] == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)
+    assert out["r1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert set(out) == {
+        f"{a}_to_{b}_{k}" for a, b in (("image", "audio"), ("audio", "image")) for k in ("r1", "r5", "r10", "map")
+    } | {"r1"}

@@ -5,7 +5,8 @@ import math
 import torch
 from torch.testing import assert_close
 
-from polymodal.models import BridgeProjector
+from polymodal.config import ModelConfig
+from polymodal.models import BridgeProjector, CMCRProjector, build_model
 
 
 def test_intra_space_part_starts_as_the_identity():
@@ -29,3 +30,28 @@ def test_scale_is_the_inverse_temperature_and_every_part_learns():
     x = torch.randn(3, 4)
     (projector.scale() * (projector(x).sum() + projector.intra_space(x).sum())).backward()
     assert all(p.grad is not None for p in projector.parameters())
+
+
+def test_cmcr_projects_both_spaces_into_a_new_one_from_identity_linear_parts():
+    projector = CMCRProjector(base_dim=6, leaf_dim=4, dim=5, hidden=8, temperature=0.1)
+    assert torch.equal(projector.base.intra.weight, torch.eye(6)) and torch.equal(
+        projector.leaf.intra.weight, torch.eye(4)
+    )
+    assert not hasattr(projector.base, "logit_scale")  # one shared temperature
+    assert_close(projector.scale(), torch.tensor(10.0))
+    out = projector.base(torch.randn(3, 6)), projector(torch.randn(3, 4))
+    assert all(o.shape == (3, 5) for o in out)
+    assert_close(out[1].norm(dim=-1), torch.ones(3))
+
+
+def test_bridge_architectures_are_built_from_the_space_widths():
+    exmcr = build_model(ModelConfig(name="exmcr", options={"hidden": 8}), {"base": (6,), "leaf": (4,)}, 1)
+    assert isinstance(exmcr, BridgeProjector) and exmcr(torch.randn(2, 4)).shape == (2, 6)
+    cmcr = build_model(ModelConfig(name="cmcr", options={"dim": 3}), {"base": (6,), "leaf": (4,)}, 1)
+    assert isinstance(cmcr, CMCRProjector) and cmcr(torch.randn(2, 4)).shape == (2, 3)
+    import pytest
+
+    from polymodal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="built by `polymodal bridge`"):
+        build_model(ModelConfig(name="exmcr"), {"image": (1, 28, 28)}, 10)

@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.testing import assert_close
 from torch.utils.data import default_collate
 
 from polymodal.config import TrainerConfig
 from polymodal.errors import ConfigError
-from polymodal.models import BridgeProjector
+from polymodal.models import BridgeProjector, CMCRProjector
+from polymodal.objectives import info_nce
 from polymodal.spaces import PseudoPairDataset
 from polymodal.strategies import STRATEGIES
 from polymodal.train import Trainer
@@ -56,7 +58,7 @@ def test_bridge_learns_to_retrieve_base_pairs_from_the_leaf():
 
 def test_bridge_trains_a_projector_only():
     spec = STRATEGIES.validate({"name": "bridge"}, "strategy")
-    with pytest.raises(ConfigError, match="strategy.name: bridge trains a BridgeProjector, not a Linear"):
+    with pytest.raises(ConfigError, match="strategy.name: bridge trains an exmcr or cmcr projector .*, not a Linear"):
         STRATEGIES.build(spec, model=torch.nn.Linear(2, 2), task="classification")
 
 
@@ -75,3 +77,24 @@ def test_bridge_trains_in_the_trainer_and_checkpoints_the_projector_alone(tmp_pa
         float(row["value"]) for row in csv.DictReader((tmp_path / "log.csv").open()) if row["name"] == "train_loss"
     ]
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+
+
+def test_cmcr_loss_is_inter_plus_intra_infonce_in_the_new_space():
+    projector = CMCRProjector(base_dim=8, leaf_dim=6, dim=5, hidden=16, temperature=0.1)
+    spec = STRATEGIES.validate({"name": "bridge", "intra_weight": 0.5}, "strategy")
+    strategy = STRATEGIES.build(spec, model=projector, task="classification")
+    batch = _tuples(n=16)
+    loss = strategy.step(batch)["loss"]
+    b = {m: projector.base(x) for m, x in batch["base"].items()}
+    a = {m: projector.leaf(x) for m, x in batch["leaf"].items()}
+    s = projector.scale()
+    # inter: text-text and image-audio across the spaces; intra: text-image in base, text-audio in leaf.
+    expected = info_nce(b["text"], a["text"], s) + info_nce(b["image"], a["audio"], s)
+    expected = expected + 0.5 * (info_nce(b["text"], b["image"], s) + info_nce(a["text"], a["audio"], s))
+    assert_close(loss, expected)
+    with pytest.raises(ConfigError, match="strategy.weights: only for Ex-MCR"):
+        STRATEGIES.build(
+            STRATEGIES.validate({"name": "bridge", "weights": {"audio": {"text": 2.0}}}, "strategy"),
+            model=projector,
+            task="classification",
+        )

@@ -43,6 +43,62 @@ def caption(digit: int, language: str, template: int) -> str:
     return TEMPLATES[language][template].format(num2words(digit, lang=language))
 
 
+def draw_captions(labels: np.ndarray, seed: int) -> tuple[np.ndarray, list[str]]:
+    """A caption per digit of ``labels``, language and template drawn per sample from ``seed``.
+
+    Returns:
+        (N,) index into ``LANGUAGES`` of each caption, and the N caption strings.
+    """
+    rng = np.random.default_rng(seed)
+    languages = rng.integers(0, len(LANGUAGES), len(labels))
+    templates = rng.integers(0, 3, len(labels))
+    # 240 distinct captions in all: num2words runs once per (digit, language, template).
+    cache: dict[tuple[int, int, int], str] = {}
+    captions = []
+    for d, lang, t in zip(np.asarray(labels).tolist(), languages.tolist(), templates.tolist(), strict=True):
+        if (d, lang, t) not in cache:
+            cache[(d, lang, t)] = caption(d, LANGUAGES[lang], t)
+        captions.append(cache[(d, lang, t)])
+    return languages, captions
+
+
+class Captioned(Dataset):
+    """Any digit dataset with a generated caption of each sample's digit added as its ``text`` input.
+
+    Used for data without text (AV-MNIST, ``data.captions``), e.g. to train an audio-text space on it.
+
+    Args:
+        dataset: samples ``{"inputs", "target", "index"}`` whose targets are digits 0-9; needs ``targets``.
+        seed: seed of the per-sample language and template.
+        text: tokeniser settings.
+    """
+
+    def __init__(self, dataset: Any, seed: int, text: TextConfig) -> None:
+        self.dataset = dataset
+        self.targets = dataset_targets(dataset)
+        self.languages, self.captions = draw_captions(self.targets.numpy(), seed)
+        adapter = TextAdapter(text)
+        self._tokens = {c: adapter.from_text(c) for c in set(self.captions)}
+        self.modalities = (*getattr(dataset, "modalities", ()), "text")
+        self.class_names = getattr(dataset, "class_names", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = self.dataset[i]
+        return {**sample, "inputs": {**sample["inputs"], "text": self._tokens[self.captions[i]]}}
+
+
+def dataset_targets(dataset: Any) -> torch.Tensor:
+    """The (N,) int64 targets of a dataset with ``targets``, or of a ``Subset`` of one."""
+    if hasattr(dataset, "targets"):
+        return torch.as_tensor(dataset.targets).long()
+    if hasattr(dataset, "dataset") and hasattr(dataset, "indices"):
+        return dataset_targets(dataset.dataset)[torch.as_tensor(dataset.indices)]
+    raise TypeError(f"{type(dataset).__name__} has no targets")
+
+
 class DigitCaptions(Dataset):
     """One split of captioned MNIST; a sample is ``{"inputs": {"image", "text"}, "target": digit, "index": i}``.
 
@@ -62,16 +118,7 @@ class DigitCaptions(Dataset):
     class_names = [str(d) for d in range(10)]
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, image: ImageConfig, text: TextConfig) -> None:
-        rng = np.random.default_rng(seed)
-        self.languages = rng.integers(0, len(LANGUAGES), len(labels))
-        templates = rng.integers(0, 3, len(labels))
-        # 240 distinct captions in all: num2words runs once per (digit, language, template).
-        cache: dict[tuple[int, int, int], str] = {}
-        self.captions = []
-        for d, lang, t in zip(labels.tolist(), self.languages.tolist(), templates.tolist(), strict=True):
-            if (d, lang, t) not in cache:
-                cache[(d, lang, t)] = caption(d, LANGUAGES[lang], t)
-            self.captions.append(cache[(d, lang, t)])
+        self.languages, self.captions = draw_captions(labels, seed)
         adapter = TextAdapter(text)
         self._tokens = {c: adapter.from_text(c) for c in set(self.captions)}
         # Kept as uint8 and converted per sample: 59,000 float images would take 185 MB.

@@ -196,6 +196,9 @@ class ManifestDataset(torch.utils.data.Dataset):
         self.class_names, self.targets = self._parse_targets(rows, target, task, class_names, source)
         self.num_classes = len(self.class_names)
         adapters = self._build_adapters(image=image, audio=audio, text=text, features=features)
+        # The raw cells (resolved file paths, or the text), for encoders with their own preprocessing (pretrained
+        # spaces); "" where a cell is empty.
+        self.cells: dict[str, list[str]] = {m: [] for m in self.modalities}
         self._inputs = self._decode(rows, adapters, source, show_progress)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, torch.dtype] = {}
@@ -322,7 +325,9 @@ class ManifestDataset(torch.utils.data.Dataset):
                 where = f"{source}: row {number}, column {column!r}"
                 if not cell:
                     inputs[m].append(None)
+                    self.cells[m].append("")
                     continue
+                resolved = cell
                 try:
                     if m == "text":
                         value = adapters[m].from_text(cell)
@@ -334,6 +339,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                         if not file.is_file():
                             raise DataError(f"not a file: {file}")
                         value = adapters[m].from_file(file)
+                        resolved = str(file)
                 except DataError as err:
                     raise DataError(f"{where}: {err}") from None
                 if m in FEATURE_MODALITIES:
@@ -346,6 +352,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                             f"{first_dim[m][0]} ({cell})"
                         )
                 inputs[m].append(value)
+                self.cells[m].append(resolved)
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 from polymodal.data.avdigits import AVDigits
 from polymodal.data.avmnist import AVMNIST
 from polymodal.data.collate import Collate
-from polymodal.data.digit_captions import digit_caption_splits
+from polymodal.data.digit_captions import Captioned, digit_caption_splits
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.multitask_digits import multitask_digit_splits
 from polymodal.data.packed import PackedDataset, pack_dataset
@@ -29,7 +29,7 @@ from polymodal.data.sentiment import (
     load_mosi_word_aligned,
     video_folds,
 )
-from polymodal.data.splits import split_indices, subset_indices
+from polymodal.data.splits import part_indices, split_indices, subset_indices
 from polymodal.data.vocab import SEQUENCE_MODALITIES
 from polymodal.errors import ConfigError, DataError
 from polymodal.registry import ComponentConfig, Registry
@@ -92,6 +92,11 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
     """
     builder: Callable[..., DataBundle] = DATASETS.get(data.name)[0]
     bundle = builder(data, seed=seed, progress=progress)
+    if data.captions:
+        _add_captions(bundle, data, seed)
+    if data.train_part:
+        k, n = data.train_part
+        bundle.train = Subset(bundle.train, part_indices(len(bundle.train), k, n))
     if data.max_train_samples:
         bundle.train = Subset(bundle.train, subset_indices(len(bundle.train), data.max_train_samples, seed))
     if data.max_eval_samples:
@@ -102,6 +107,21 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
         if m not in bundle.shapes:
             raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(bundle.shapes)})")
     return bundle
+
+
+def _add_captions(bundle: DataBundle, data: Any, seed: int) -> None:
+    """Adds a generated caption of each sample's digit as the text modality of every split (``data.captions``)."""
+    if bundle.task != "classification" or bundle.class_names != [str(d) for d in range(10)]:
+        raise ConfigError(f"data.captions: only for digit classification data (classes 0-9), not {data.name}")
+    if "text" in bundle.shapes:
+        raise ConfigError(f"data.captions: {data.name} data already has a text modality")
+    bundle.train, bundle.val, bundle.test = (
+        Captioned(split, seed * 3 + k, data.text) for k, split in enumerate((bundle.train, bundle.val, bundle.test))
+    )
+    shapes, dtypes = sample_shapes(bundle.test)
+    bundle.shapes["text"], bundle.dtypes["text"] = shapes["text"], dtypes["text"]
+    if not data.modalities:
+        bundle.modalities.append("text")
 
 
 def fixed_splits(
@@ -296,7 +316,9 @@ def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
         raise ConfigError("data.modalities: multitask-digits fixes each task's modality; leave it unset")
     if data.task != "classification":
         raise ConfigError("data.task: multitask-digits mixes class and text outputs; keep data.task: classification")
-    train, val, test = multitask_digit_splits(root, data.image, data.audio, data.text, data.tasks)
+    train, val, test = multitask_digit_splits(
+        root, data.image, data.audio, data.text, data.tasks, data.low_data_examples
+    )
     image = (data.image.channels, data.image.size, data.image.size)
     shapes = {"image": image, "audio": (1, data.audio.n_mels, data.audio.max_frames), "text": ()}
     modalities = list(train.modalities)

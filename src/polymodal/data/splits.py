@@ -97,3 +97,22 @@ def subset_indices(n: int, max_samples: int, seed: int) -> list[int]:
         return list(range(n))
     rng = np.random.default_rng(seed)
     return sorted(rng.choice(n, size=max_samples, replace=False).tolist())
+
+
+def part_indices(n: int, k: int, parts: int) -> list[int]:
+    """The ``k``-th of ``parts`` disjoint, near-equal parts of ``range(n)`` after one fixed shuffle (seed 0).
+
+    The permutation does not depend on any run seed, so runs given different parts never share an index.
+
+    Args:
+        n: number of samples.
+        k: which part, ``0 <= k < parts``.
+        parts: how many parts.
+
+    Returns:
+        Sorted list of indices.
+    """
+    if not 0 <= k < parts:
+        raise ConfigError(f"data.train_part: expected 0 <= k < n, got [{k}, {parts}]")
+    order = np.random.default_rng(0).permutation(n)
+    return sorted(order[k::parts].tolist())

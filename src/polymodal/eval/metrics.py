@@ -7,7 +7,7 @@ toolkit's conventions for multimodal sentiment regression (CMU-MOSI / MOSEI: Acc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -336,3 +336,26 @@ def retrieval_metrics(
     out = {f"R@{k}": recall_at_k(similarity, relevant, k) for k in ks}
     out["mAP"] = mean_average_precision(similarity, relevant)
     return out
+
+
+def cross_modal_retrieval(
+    embedded: Mapping[str, ArrayLike], targets: Mapping[str, ArrayLike], pairs: list[tuple[str, str]]
+) -> dict[str, float]:
+    """Label-based retrieval in both directions of every pair: ``{a}_to_{b}_r1/r5/r10/map`` and ``r1`` (their mean
+    Recall@1).
+
+    Args:
+        embedded: modality -> (N_m, D) L2-normalised embeddings in one space.
+        targets: modality -> (N_m,) labels; a gallery item is relevant when its label equals the query's.
+        pairs: unordered modality pairs; both directions are scored.
+    """
+    metrics: dict[str, float] = {}
+    for a, b in pairs:
+        for query, gallery in ((a, b), (b, a)):
+            similarity = embedded[query] @ embedded[gallery].T
+            scores = retrieval_metrics(similarity, targets[query], targets[gallery])
+            for key, value in scores.items():
+                metrics[f"{query}_to_{gallery}_{key.replace('R@', 'r').lower()}"] = value
+    r1 = [v for k, v in metrics.items() if k.endswith("_r1")]
+    metrics["r1"] = sum(r1) / len(r1)
+    return metrics

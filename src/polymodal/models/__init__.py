@@ -5,7 +5,7 @@ architectures (``MultimodalModel``) receive built parts. Losses do not belong he
 outputs, and the strategy applies objectives from ``polymodal.objectives``.
 """
 
-from polymodal.models.bridge import BridgeProjector
+from polymodal.models.bridge import BridgeProjector, CMCRProjector
 from polymodal.models.build import ARCHITECTURES, build_model
 from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
 from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion, LowRankFusion, TensorFusion
@@ -21,6 +21,7 @@ __all__ = [
     "FUSIONS",
     "HEADS",
     "BridgeProjector",
+    "CMCRProjector",
     "ConcatFusion",
     "LateFusion",
     "LeNetEncoder",

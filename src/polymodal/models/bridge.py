@@ -22,17 +22,19 @@ class BridgeProjector(nn.Module):
         leaf_dim: width of the leaf space's embeddings.
         base_dim: width of the base space's embeddings.
         hidden: hidden width of the inter-space MLP.
-        temperature: initial InfoNCE temperature (``scale = 1 / temperature``).
+        temperature: initial InfoNCE temperature (``scale = 1 / temperature``); ``None`` for a projector without
+            its own temperature (one part of :class:`CMCRProjector`).
     """
 
-    def __init__(self, leaf_dim: int, base_dim: int, hidden: int, temperature: float) -> None:
+    def __init__(self, leaf_dim: int, base_dim: int, hidden: int, temperature: float | None) -> None:
         super().__init__()
         self.intra = nn.Linear(leaf_dim, leaf_dim)
         with torch.no_grad():
             self.intra.weight.copy_(torch.eye(leaf_dim))
             self.intra.bias.zero_()
         self.inter = nn.Sequential(nn.Linear(leaf_dim, hidden), nn.GELU(), nn.Linear(hidden, base_dim))
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        if temperature is not None:
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
     def intra_space(self, x: Tensor) -> Tensor:
         """(B, D_leaf) leaf embeddings -> (B, D_leaf) L2-normalised output of the intra-space part."""
@@ -41,6 +43,36 @@ class BridgeProjector(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, D_leaf) leaf embeddings -> (B, D_base) L2-normalised embeddings in the base space."""
         return F.normalize(self.inter(self.intra(x)), dim=-1)
+
+    def scale(self) -> Tensor:
+        """Scalar InfoNCE inverse temperature."""
+        return self.logit_scale.exp()
+
+
+class CMCRProjector(nn.Module):
+    """C-MCR-style baseline (arXiv 2305.14381): both spaces re-projected into a new shared space.
+
+    Unlike Ex-MCR, neither space is kept: the base space's embeddings go through a projector too, so the base space's
+    own retrieval changes. Each side is a :class:`BridgeProjector` (identity-initialised linear part, then an MLP)
+    into ``dim``; one learnable InfoNCE temperature is shared.
+
+    Args:
+        base_dim: width of the base space's embeddings.
+        leaf_dim: width of the leaf space's embeddings.
+        dim: width of the new shared space.
+        hidden: hidden width of each projector's MLP.
+        temperature: initial InfoNCE temperature.
+    """
+
+    def __init__(self, base_dim: int, leaf_dim: int, dim: int, hidden: int, temperature: float) -> None:
+        super().__init__()
+        self.base = BridgeProjector(base_dim, dim, hidden, None)
+        self.leaf = BridgeProjector(leaf_dim, dim, hidden, None)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, D_leaf) leaf embeddings -> (B, dim) L2-normalised embeddings in the new space."""
+        return self.leaf(x)
 
     def scale(self) -> Tensor:
         """Scalar InfoNCE inverse temperature."""

@@ -9,12 +9,13 @@ from pydantic import Field
 from torch import nn
 
 from polymodal.errors import ConfigError
+from polymodal.models.bridge import BridgeProjector, CMCRProjector
 from polymodal.models.encoders import ENCODERS
 from polymodal.models.fusion import FUSIONS
 from polymodal.models.heads import HEADS
 from polymodal.models.multimodal import MultimodalModel
 from polymodal.models.multimodel import MultiModel
-from polymodal.models.stream import MoMoModel, StreamEncoder
+from polymodal.models.stream import FusionEncoder, MoMoModel, StreamEncoder
 from polymodal.registry import ComponentConfig, Registry
 
 ARCHITECTURES = Registry("architecture")
@@ -32,8 +33,26 @@ def build_model(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
     return ARCHITECTURES.build(spec, config=config, shapes=shapes, out_dim=out_dim)
 
 
-@ARCHITECTURES.register("multimodal", ComponentConfig)
-def build_multimodal(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int) -> MultimodalModel:
+class MultimodalOptions(ComponentConfig):
+    """Options of the default ``multimodal`` architecture (``model.options``).
+
+    ``projection_dim`` makes the model a contrastive space (CLIP-style, for the ``contrastive`` strategy): a linear
+    projection of each encoder's feature into one space of that width, L2-normalised, with a learnable InfoNCE
+    temperature starting at ``temperature``.
+    """
+
+    projection_dim: int | None = Field(None, gt=0)
+    temperature: float = Field(0.07, gt=0)
+
+
+@ARCHITECTURES.register("multimodal", MultimodalOptions)
+def build_multimodal(
+    config: Any,
+    shapes: Mapping[str, tuple[int, ...]],
+    out_dim: int,
+    projection_dim: int | None = None,
+    temperature: float = 0.07,
+) -> MultimodalModel:
     """Builds encoders for the configured modalities, the fusion and the head.
 
     Args:
@@ -41,6 +60,8 @@ def build_multimodal(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim
             ``unimodal_head`` and ``predictor`` specs, each built once per modality).
         shapes: modality -> shape of one sample (per step for sequences), from the dataset.
         out_dim: number of classes, or 1 for regression.
+        projection_dim: width of the contrastive projections (None: none).
+        temperature: initial contrastive temperature, with ``projection_dim``.
     """
     encoders = {}
     for modality, spec in config.encoders.items():
@@ -60,11 +81,18 @@ def build_multimodal(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim
         predictors = {
             m: HEADS.build(config.predictor, in_dim=fusion.out_dim, out_dim=e.out_dim) for m, e in encoders.items()
         }
-    return MultimodalModel(encoders, fusion, head, unimodal_heads, predictors)
+    projections = {m: nn.Linear(e.out_dim, projection_dim) for m, e in encoders.items()} if projection_dim else None
+    return MultimodalModel(encoders, fusion, head, unimodal_heads, predictors, projections, temperature)
 
 
 class MoMoConfig(ComponentConfig):
-    """Options of the ``momo`` architecture (``model.options``); see :class:`MoMoModel`."""
+    """Options of the ``momo`` architecture (``model.options``); see :class:`MoMoModel`.
+
+    ``shared: true`` is MoMo's single stream. ``shared: false`` is the FLAVA-like dual-stream baseline: an image-only
+    and a text-only tower of the same ``depth`` and ``dim``, plus a multimodal fusion stack of ``fusion_depth``
+    layers (default: ``depth``) over both towers' hidden states for pairs (matching, and masked tokens of a pair);
+    ``fusion_depth: 0`` drops the fusion stack and matches a pair from the two pooled vectors (late interaction).
+    """
 
     shared: bool = True
     patch_size: int = Field(7, gt=0)
@@ -77,6 +105,8 @@ class MoMoConfig(ComponentConfig):
     temperature: float = Field(0.07, gt=0)
     # At least data.text.max_length: the size of the text position table.
     max_text_length: int = Field(64, gt=0)
+    # Dual stream only (shared: false): layers of the fusion stack; None = depth, 0 = none (late interaction).
+    fusion_depth: int | None = Field(None, ge=0)
 
 
 @ARCHITECTURES.register("momo", MoMoConfig)
@@ -91,22 +121,31 @@ def build_momo(
     projection_dim: int,
     temperature: float,
     max_text_length: int,
+    fusion_depth: int | None,
     config: Any,
     shapes: Mapping[str, tuple[int, ...]],
     out_dim: int,
 ) -> MoMoModel:
-    """MoMo's shared single stream (``shared``) or the dual-stream baseline of the same depth and width."""
+    """MoMo's shared single stream (``shared``) or the FLAVA-like dual-stream baseline of the same depth and width."""
     for modality in ("image", "text"):
         if modality not in shapes:
             raise ConfigError(f"model.name: momo needs image and text data (the data has: {', '.join(shapes)})")
     image_shape = tuple(shapes["image"])
     if image_shape[-1] % patch_size or image_shape[-2] % patch_size:
         raise ConfigError(f"model.options.patch_size: {patch_size} does not divide the image size {image_shape[1:]}")
+    if shared and fusion_depth is not None:
+        raise ConfigError("model.options.fusion_depth: only for the dual-stream baseline (shared: false)")
 
-    def stream() -> StreamEncoder:
-        return StreamEncoder(image_shape, patch_size, dim, depth, heads, mlp_ratio, dropout, max_text_length)
+    def stream(*modalities: str) -> StreamEncoder:
+        return StreamEncoder(
+            image_shape, patch_size, dim, depth, heads, mlp_ratio, dropout, max_text_length, modalities
+        )
 
-    return MoMoModel(stream(), None if shared else stream(), out_dim, projection_dim, temperature)
+    if shared:
+        return MoMoModel(stream("image", "text"), None, out_dim, projection_dim, temperature)
+    layers = depth if fusion_depth is None else fusion_depth
+    fusion = FusionEncoder(dim, layers, heads, mlp_ratio, dropout) if layers else None
+    return MoMoModel(stream("image"), stream("text"), out_dim, projection_dim, temperature, fusion)
 
 
 class MultiModelConfig(ComponentConfig):
@@ -159,3 +198,43 @@ def build_multimodel(
         use_attention,
         dropout,
     )
+
+
+class ExMCRConfig(ComponentConfig):
+    """Options of the ``exmcr`` architecture: Ex-MCR's leaf-to-base projector (:class:`BridgeProjector`)."""
+
+    hidden: int = Field(256, gt=0)
+    temperature: float = Field(0.05, gt=0)
+
+
+@ARCHITECTURES.register("exmcr", ExMCRConfig)
+def build_exmcr(
+    hidden: int, temperature: float, config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
+) -> BridgeProjector:
+    """The projector from the leaf space into the base space; ``shapes`` holds each space's width as
+    ``{"base": (D_base,), "leaf": (D_leaf,)}``."""
+    widths = _space_widths(shapes)
+    return BridgeProjector(widths["leaf"], widths["base"], hidden, temperature)
+
+
+class CMCRConfig(ComponentConfig):
+    """Options of the ``cmcr`` architecture: both spaces projected into a new one (:class:`CMCRProjector`)."""
+
+    dim: int = Field(64, gt=0)
+    hidden: int = Field(256, gt=0)
+    temperature: float = Field(0.05, gt=0)
+
+
+@ARCHITECTURES.register("cmcr", CMCRConfig)
+def build_cmcr(
+    dim: int, hidden: int, temperature: float, config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
+) -> CMCRProjector:
+    """The C-MCR-style pair of projectors into a new ``dim``-wide space (``shapes`` as for ``exmcr``)."""
+    widths = _space_widths(shapes)
+    return CMCRProjector(widths["base"], widths["leaf"], dim, hidden, temperature)
+
+
+def _space_widths(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    if set(shapes) != {"base", "leaf"}:
+        raise ConfigError("model.name: a bridge projector is built by `polymodal bridge` (it needs two spaces)")
+    return {s: int(shapes[s][-1]) for s in ("base", "leaf")}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -20,6 +22,9 @@ class MultimodalModel(nn.Module):
         head: maps the fused feature to outputs.
         unimodal_heads: optional modality -> head mapping (B, D_m) to (B, C).
         predictors: optional modality -> network mapping the fused representation (B, D_fused) to (B, D_m).
+        projections: optional modality -> network mapping (B, D_m) features into one shared contrastive space; the
+            model then has a learnable InfoNCE temperature too (``scale()``).
+        temperature: initial contrastive temperature, with ``projections``.
     """
 
     def __init__(
@@ -29,6 +34,8 @@ class MultimodalModel(nn.Module):
         head: nn.Module,
         unimodal_heads: Mapping[str, nn.Module] | None = None,
         predictors: Mapping[str, nn.Module] | None = None,
+        projections: Mapping[str, nn.Module] | None = None,
+        temperature: float = 0.07,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
@@ -38,6 +45,11 @@ class MultimodalModel(nn.Module):
         # network per modality that predicts that modality's feature from the fused representation.
         self.unimodal_heads = nn.ModuleDict(unimodal_heads or {})
         self.predictors = nn.ModuleDict(predictors or {})
+        # Contrastive spaces (CLIP-style): projections into one space and the temperature, a parameter like CLIP's
+        # logit_scale because objectives own no parameters.
+        self.projections = nn.ModuleDict(projections or {})
+        if projections:
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
     @property
     def modalities(self) -> list[str]:
@@ -47,6 +59,21 @@ class MultimodalModel(nn.Module):
         """Returns modality -> (B, D_m) features for every modality that has an encoder and is in ``inputs``."""
         lengths = lengths or {}
         return {m: enc(inputs[m], lengths.get(m)) for m, enc in self.encoders.items() if m in inputs}
+
+    @property
+    def contrastive(self) -> bool:
+        """Whether the model has contrastive projections into one shared space."""
+        return bool(self.projections)
+
+    def project(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """L2-normalised contrastive embeddings (B, projection_dim) of per-modality (B, D_m) features."""
+        if not self.projections:
+            raise ValueError("the model has no contrastive projections (model.options.projection_dim)")
+        return {m: F.normalize(self.projections[m](f), dim=-1) for m, f in features.items()}
+
+    def scale(self) -> Tensor:
+        """Scalar InfoNCE inverse temperature of the contrastive projections."""
+        return self.logit_scale.exp()
 
     def forward(
         self,

@@ -8,6 +8,7 @@ A strategy receives the built model and implements the small contract in ``base.
 from polymodal.strategies.alternating import AlternatingStrategy
 from polymodal.strategies.base import STRATEGIES, Strategy
 from polymodal.strategies.bridge import BridgeStrategy
+from polymodal.strategies.contrastive import ContrastiveStrategy
 from polymodal.strategies.joint import JointStrategy
 from polymodal.strategies.multitask import MultitaskStrategy
 from polymodal.strategies.self_mi import SelfMIStrategy
@@ -18,6 +19,7 @@ __all__ = [
     "STRATEGIES",
     "AlternatingStrategy",
     "BridgeStrategy",
+    "ContrastiveStrategy",
     "JointStrategy",
     "MultitaskStrategy",
     "SelfMIStrategy",

@@ -1,0 +1,348 @@
+"""Bridge runs (Ex-MCR, arXiv 2310.08884): the library functions behind ``polymodal bridge``.
+
+A bridge recipe is a run config with a ``spaces`` section naming a frozen *base* space and a *leaf* space that share
+one *overlapping* modality (e.g. image-text and audio-text, through text). ``bridge_run``:
+
+1. gets both spaces: a finished run, or a recipe trained into ``OUT/spaces/{base,leaf}`` on the bridge's data, or
+   pretrained weights from a local folder;
+2. embeds memory banks from the bridge data's train (and validation) split, each bank modality from its own
+   disjoint part of the split, so no two banks hold the same sample and no cross-space pair is ever used;
+3. builds pseudo-pair tuples from the banks (``spaces.pseudo_pairs``) and trains the projector (``model.name``:
+   ``exmcr`` or ``cmcr``) with the ``bridge`` strategy, selecting on the validation pseudo-pairs' loss (no labels);
+4. scores cross-modal retrieval of the unified space on the test split (relevant = same target), and the base
+   space's own retrieval before and after bridging, and writes indexes of the test split for ``polymodal retrieve``.
+
+The run directory holds ``config.yaml``, ``run.json`` (the spaces' folders and widths), ``metrics.json``,
+``log.csv``, ``checkpoints/``, ``plots/``, ``index/<modality>/`` and, for recipe-trained spaces, ``spaces/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset, default_collate
+
+from polymodal.config import RunConfig, apply_overrides, dump_config, read_yaml, resolve_recipe_path, validate_config
+from polymodal.data.sources import DataBundle, build_data
+from polymodal.data.splits import part_indices, subset_indices
+from polymodal.errors import ConfigError
+from polymodal.eval.index import EmbeddingIndex
+from polymodal.eval.metrics import cross_modal_retrieval
+from polymodal.eval.plots import plot_training_curves
+from polymodal.fileio import atomic_write_text
+from polymodal.models import build_model
+from polymodal.runs import check_resumable, load_run, train_run
+from polymodal.spaces import (
+    BASE,
+    LEAF,
+    ContrastiveSpace,
+    PseudoPairDataset,
+    UnifiedSpace,
+    embed_batches,
+    load_space,
+    pseudo_pairs,
+    unified_modalities,
+)
+from polymodal.strategies import STRATEGIES
+from polymodal.train import Trainer, seed_everything
+from polymodal.train.checkpoint import CheckpointManager
+from polymodal.train.log import wide_rows
+from polymodal.train.trainer import resolve_device
+
+SIDES = (BASE, LEAF)
+
+
+def space_config(config: RunConfig, side: str) -> RunConfig | None:
+    """The run config of a space the bridge trains from a recipe (None for a run or pretrained space).
+
+    The space recipe runs on the bridge's ``data`` section and ``trainer.seed``/``device``/``progress``, then its
+    own ``overrides``.
+    """
+    source = getattr(config.spaces, side)
+    if not source.recipe:
+        return None
+    path = resolve_recipe_path(source.recipe)
+    raw = read_yaml(path)
+    raw["data"] = config.data.model_dump(mode="json")
+    trainer = raw.setdefault("trainer", {})
+    for key in ("seed", "device", "progress"):
+        trainer[key] = getattr(config.trainer, key)
+    return validate_config(apply_overrides(raw, source.overrides), f"spaces.{side}.recipe ({path})")
+
+
+def _load_source(config: RunConfig, side: str, folder: Path | None, device: torch.device) -> ContrastiveSpace:
+    source = getattr(config.spaces, side)
+    if source.pretrained:
+        from polymodal.pretrained import load_pretrained_space
+
+        return load_pretrained_space(source.pretrained, source.path, source.model_name, device)
+    return load_space(folder, device)
+
+
+def _check_bridge_config(config: RunConfig) -> None:
+    if config.spaces is None:
+        raise ConfigError("a bridge recipe needs a spaces section (base, leaf, overlap)")
+    if config.model.name not in ("exmcr", "cmcr"):
+        raise ConfigError(f"model.name: a bridge trains an exmcr or cmcr projector, not {config.model.name!r}")
+    if config.strategy["name"] != "bridge":
+        raise ConfigError(f"strategy.name: a bridge recipe uses the bridge strategy, not {config.strategy['name']!r}")
+    if config.trainer.selection_metric != "loss":
+        raise ConfigError("trainer.selection_metric: a bridge selects on its validation pseudo-pairs' loss (use loss)")
+    for side in SIDES:
+        source = getattr(config.spaces, side)
+        if source.run and not (Path(source.run) / "config.yaml").is_file():
+            raise ConfigError(f"spaces.{side}.run: {source.run}: not a polymodal run directory")
+        if source.pretrained and not Path(source.path).expanduser().exists():
+            raise ConfigError(f"spaces.{side}.path: {source.path}: not found (the local folder of the weights)")
+
+
+def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Trains the spaces a recipe names (if any) and the bridge between them; returns ``metrics.json``'s contents.
+
+    Everything is validated before anything is written. With ``resume``, finished spaces are reused, an unfinished
+    space run continues from its checkpoint, and so does the projector.
+    """
+    out = Path(out)
+    _check_bridge_config(config)
+    if resume:
+        check_resumable(out, config)
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
+    sub_configs = {side: space_config(config, side) for side in SIDES}
+    device = resolve_device(config.trainer.device)
+    seed_everything(config.trainer.seed, config.trainer.deterministic)
+    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_text(out / "config.yaml", dump_config(config))
+        return _bridge(config, out, bundle, sub_configs, device, resume)
+    except BaseException:
+        # Nothing worth resuming (no checkpoint of a space or of the projector): leave no half-written directory.
+        if created and not any(out.rglob("*.safetensors")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfig | None]) -> dict[str, Path | None]:
+    folders: dict[str, Path | None] = {}
+    for side in SIDES:
+        source = getattr(config.spaces, side)
+        if source.run:
+            folders[side] = Path(source.run)
+        elif sub_configs[side] is not None:
+            folder = out / "spaces" / side
+            if not (folder / "metrics.json").is_file():
+                train_run(sub_configs[side], folder, resume=(folder / "checkpoints").is_dir())
+            folders[side] = folder
+        else:
+            folders[side] = None
+    return folders
+
+
+def _check_spaces(spaces: dict[str, ContrastiveSpace], overlap: str, bundle: DataBundle) -> None:
+    shared = set(spaces[BASE].modalities) & set(spaces[LEAF].modalities)
+    if shared != {overlap}:
+        raise ConfigError(
+            f"spaces.overlap: the spaces must share exactly the modality {overlap!r}; they share "
+            f"{', '.join(sorted(shared)) or 'nothing'} (base: {', '.join(spaces[BASE].modalities)}; "
+            f"leaf: {', '.join(spaces[LEAF].modalities)})"
+        )
+    for side, space in spaces.items():
+        for m in space.modalities:
+            if m not in bundle.shapes:
+                raise ConfigError(f"data: the bridge data has no {m!r} modality for the {side} space")
+
+
+def bank_modalities(spaces: dict[str, ContrastiveSpace], overlap: str) -> dict[str, list[str]]:
+    """side -> the modalities it embeds into memory banks (the overlapping one first)."""
+    return {side: [overlap, *(m for m in spaces[side].modalities if m != overlap)] for side in SIDES}
+
+
+def memory_banks(
+    spaces: dict[str, ContrastiveSpace], overlap: str, split: Any, bundle: DataBundle, batch_size: int, size: int | None
+) -> dict[str, dict[str, Tensor]]:
+    """Memory banks of one split: each bank modality embeds its own disjoint part of the split.
+
+    The overlapping modality's part is embedded by both spaces (row-aligned banks); every other modality by its own
+    space. Parts are disjoint, so no bank row shares a sample with a row of another modality's bank: the banks are
+    unpaired, as when each space's data comes from a different source.
+    """
+    modalities = bank_modalities(spaces, overlap)
+    order = [overlap, *(m for side in SIDES for m in modalities[side][1:])]
+    banks: dict[str, dict[str, Tensor]] = {side: {} for side in SIDES}
+    for k, m in enumerate(order):
+        rows = part_indices(len(split), k, len(order))
+        if size and len(rows) > size:
+            rows = [rows[i] for i in subset_indices(len(rows), size, 0)]
+        loader = DataLoader(Subset(split, rows), batch_size=batch_size, collate_fn=bundle.collate())
+        for side in SIDES:
+            if m in spaces[side].modalities:
+                banks[side][m] = _embed_present(spaces[side], m, loader)[0]
+    return banks
+
+
+def _raw_cells(dataset: Any) -> dict[str, list[str]] | None:
+    """The raw cells of the dataset under any ``Subset`` wrappers (a CSV manifest's), or None."""
+    while not hasattr(dataset, "cells") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return getattr(dataset, "cells", None)
+
+
+def _embed_present(space: ContrastiveSpace, modality: str, loader: DataLoader) -> tuple[Tensor, Tensor, Tensor]:
+    return embed_batches(space, modality, loader, _raw_cells(loader.dataset))
+
+
+def embed_split(
+    space: ContrastiveSpace, modalities: list[str], split: Any, bundle: DataBundle, batch_size: int
+) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+    """modality -> (embeddings, targets, sample indices) of a whole split."""
+    loader = DataLoader(split, batch_size=batch_size, collate_fn=bundle.collate())
+    return {m: _embed_present(space, m, loader) for m in modalities}
+
+
+def _retrieval(embedded: dict[str, tuple[Tensor, Tensor, Tensor]]) -> dict[str, float]:
+    pairs = list(combinations(embedded, 2))
+    return cross_modal_retrieval(
+        {m: e for m, (e, _, _) in embedded.items()}, {m: t for m, (_, t, _) in embedded.items()}, pairs
+    )
+
+
+def _bridge(
+    config: RunConfig,
+    out: Path,
+    bundle: DataBundle,
+    sub_configs: dict[str, RunConfig | None],
+    device: torch.device,
+    resume: bool,
+) -> dict[str, Any]:
+    spaces_cfg = config.spaces
+    started = time.perf_counter()
+    folders = _space_folders(config, out, sub_configs)
+    spaces = {side: _load_source(config, side, folders[side], device) for side in SIDES}
+    _check_spaces(spaces, spaces_cfg.overlap, bundle)
+    eval_batch = config.data.eval_batch_size
+    # The base space's own retrieval before bridging, on the test split.
+    base_before = embed_split(spaces[BASE], spaces[BASE].modalities, bundle.test, bundle, eval_batch)
+    leaf_before = embed_split(spaces[LEAF], spaces[LEAF].modalities, bundle.test, bundle, eval_batch)
+
+    rotate = spaces_cfg.queries == "all"
+    pairs = {}
+    banks_info = {}
+    for name, split in (("train", bundle.train), ("val", bundle.val)):
+        banks = memory_banks(spaces, spaces_cfg.overlap, split, bundle, eval_batch, spaces_cfg.bank_size)
+        banks_info[name] = {f"{side}/{m}": len(b) for side in SIDES for m, b in banks[side].items()}
+        pairs[name] = PseudoPairDataset(
+            pseudo_pairs(banks[BASE], banks[LEAF], spaces_cfg.overlap, spaces_cfg.aggregation_temperature, rotate)
+        )
+    widths = {side: int(next(iter(pairs["train"].pairs[side].values())).shape[-1]) for side in SIDES}
+    info = {
+        "task": "bridge",
+        "modalities": unified_modalities(spaces[BASE], spaces[LEAF]),
+        "shapes": {side: [widths[side]] for side in SIDES},
+        "dtypes": {},
+        "class_names": bundle.class_names,
+        "columns": None,
+        "spaces": {side: str(folders[side].resolve()) if folders[side] else None for side in SIDES},
+        "overlap": spaces_cfg.overlap,
+    }
+    atomic_write_text(out / "run.json", json.dumps(info, indent=2))
+
+    # Seeded here, so the projector starts alike whether the spaces were trained in this process, resumed or given.
+    seed_everything(config.trainer.seed, config.trainer.deterministic)
+    model = build_model(config.model, {side: (w,) for side, w in widths.items()}, 1)
+    strategy = STRATEGIES.build(config.strategy, model=model, task="bridge")
+    val_loader = DataLoader(pairs["val"], batch_size=config.data.batch_size, collate_fn=default_collate)
+    trainer = Trainer(
+        strategy,
+        config.trainer,
+        out,
+        default_collate,
+        config.data.batch_size,
+        lambda strat: strat.evaluate(val_loader, device)["metrics"],
+    )
+    summary = trainer.fit(
+        pairs["train"], resume=resume and bool(CheckpointManager(out / "checkpoints").step_checkpoints())
+    )
+    trainer.load_best()
+    model.eval()
+    unified = UnifiedSpace(spaces[BASE], spaces[LEAF], model)
+    after = embed_split(unified, unified.modalities, bundle.test, bundle, eval_batch)
+    base_after = {m: after[m] for m in spaces[BASE].modalities}
+    _write_indexes(out / "index", after, bundle)
+    rows = wide_rows(out / "log.csv")
+    plot_training_curves(rows, out / "plots" / "training_curves.png")
+    metrics = {
+        "task": "bridge",
+        "strategy": "bridge",
+        "method": config.model.name,
+        "seed": config.trainer.seed,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(summary["train_seconds"], 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "steps": summary["steps"],
+        "epochs": summary["epochs"],
+        "train_examples": len(pairs["train"]),
+        "device": str(trainer.device),
+        "banks": banks_info,
+        "spaces": info["spaces"],
+        "val": {"loss": summary["best"]},
+        "test": _retrieval(after),
+        "base_before": _retrieval(base_before),
+        "base_after": _retrieval(base_after),
+        "base_unchanged": all(torch.equal(base_before[m][0], base_after[m][0]) for m in base_before),
+        "leaf_before": _retrieval(leaf_before),
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _write_indexes(folder: Path, embedded: dict[str, tuple[Tensor, Tensor, Tensor]], bundle: DataBundle) -> None:
+    """One exact index per modality of the test split, items named ``test-<index>:<class>``."""
+    names = bundle.class_names
+    for m, (e, t, i) in embedded.items():
+        ids = [f"test-{int(k)}:{names[int(c)] if names else int(c)}" for k, c in zip(i, t, strict=True)]
+        EmbeddingIndex(e.numpy(), ids, m).save(folder / m)
+
+
+def evaluate_bridge(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Cross-modal retrieval of a finished bridge run's unified space on one split of its data (``polymodal eval``)."""
+    config, _, _ = load_run(run_dir)
+    unified = load_unified_space(run_dir)
+    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
+    dataset = bundle.test if split == "test" else bundle.val
+    embedded = embed_split(unified, unified.modalities, dataset, bundle, config.data.eval_batch_size)
+    return {"data": split, "examples": len(dataset), "metrics": _retrieval(embedded)}
+
+
+def load_unified_space(run_dir: Path, device: torch.device | str = "cpu") -> UnifiedSpace:
+    """The unified space of a finished bridge run: its spaces and its selected projector."""
+    run_dir = Path(run_dir)
+    config, info, strategy = load_run(run_dir)
+    if config.spaces is None or "spaces" not in info:
+        raise ConfigError(f"{run_dir}: not a bridge run")
+    spaces = {}
+    for side in SIDES:
+        folder = info["spaces"][side]
+        if folder and not Path(folder).is_dir():
+            raise ConfigError(f"{run_dir}/run.json: the {side} space's run {folder} is missing")
+        spaces[side] = _load_source(config, side, Path(folder) if folder else None, torch.device(device))
+    return UnifiedSpace(spaces[BASE], spaces[LEAF], strategy.model.to(device))
+
+
+__all__ = [
+    "bank_modalities",
+    "bridge_run",
+    "embed_split",
+    "evaluate_bridge",
+    "load_unified_space",
+    "memory_banks",
+    "space_config",
+]
