@@ -315,11 +315,15 @@ def embed(run_dir: Path, modality: str, inputs: list[str], batch_size: int = 256
     parts = []
     for batch in item_batches(config.data, modality, inputs, batch_size):
         with torch.no_grad():
-            features = strategy.model.encode(batch["inputs"], batch["lengths"])
-            if getattr(strategy.model, "contrastive", False):  # a contrastive space: embed into it
-                features = strategy.model.project(features)
-            parts.append(features[modality].float().numpy())
+            parts.append(model_embeddings(strategy.model, batch["inputs"], batch["lengths"])[modality].float().numpy())
     return np.concatenate(parts)
+
+
+def model_embeddings(model: Any, inputs: dict[str, Any], lengths: dict[str, Any] | None) -> dict[str, Any]:
+    """modality -> (B, D) features of a model's encoders, projected into its shared space when it has one
+    (``contrastive``: a contrastive run's ``MultimodalModel``, MoMo)."""
+    features = model.encode(inputs, lengths)
+    return model.project(features) if getattr(model, "contrastive", False) else features
 
 
 def item_batches(data: Any, modality: str, items: list[str], batch_size: int = 256) -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from polymodal.errors import ConfigError
 from polymodal.models import CMCRProjector
 from polymodal.objectives import aggregate
-from polymodal.runs import item_batches, load_run
+from polymodal.runs import item_batches, load_run, model_embeddings
 
 BASE, LEAF = "base", "leaf"
 
@@ -81,9 +81,7 @@ class ModelSpace(ContrastiveSpace):
             raise ConfigError(f"the space has no {modality!r} encoder (it has: {', '.join(self.modalities)})")
         lengths_by_modality = {} if lengths is None else {modality: lengths.to(self.device)}
         with torch.no_grad():
-            features = self.model.encode({modality: inputs.to(self.device)}, lengths_by_modality)
-            if getattr(self.model, "contrastive", False):
-                features = self.model.project(features)
+            features = model_embeddings(self.model, {modality: inputs.to(self.device)}, lengths_by_modality)
         return F.normalize(features[modality].float(), dim=-1)
 
     def takes_tensors(self, modality: str) -> bool:
