@@ -25,12 +25,14 @@ from pathlib import Path
 import torch
 
 from polymodal.config import load_config
-from polymodal.runs import load_run, train_run
+from polymodal.data.sources import build_data
+from polymodal.eval.representation import representation_report
+from polymodal.runs import eval_loader, load_run, train_run
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))
 MNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz")
-ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 8}]"
+ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 12}]"
 METHODS = {
     "shared-staged": [],
     # FLAVA-like: image and text towers of the recipe's depth and width, plus a fusion stack of the same depth.
@@ -40,6 +42,8 @@ METHODS = {
 }
 # Which version of the model code a row comes from (rows of an earlier version are marked so in the report).
 CODE = "fusion-dual"
+# The training budget of the rows (the recipe's data.max_train_samples and trainer.epochs).
+PROTOCOL = "12k-12ep"
 METRICS = ("image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "itm_acc")
 
 
@@ -123,8 +127,25 @@ def run(seeds: list[int], methods: list[str]) -> None:
                 "params_used": params_used(out),
                 "code": CODE,
             }
+            row["protocol"] = PROTOCOL
             (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
+
+
+def validate(run_dirs: list[Path]) -> None:
+    """Scores finished runs' representations on their VALIDATION split (the numbers choices were made on)."""
+    torch.set_num_threads(1)
+    for run_dir in run_dirs:
+        config, _, strategy = load_run(run_dir)
+        bundle = build_data(config.data, config.trainer.seed, False)
+        strategy.model.eval()
+        report = representation_report(
+            strategy.embed,
+            strategy.match,
+            eval_loader(bundle.train, bundle, config),
+            eval_loader(bundle.val, bundle, config),
+        )
+        print(json.dumps({"run_dir": str(run_dir), "split": "val", **{k: round(v, 4) for k, v in report.items()}}))
 
 
 def retime() -> None:
@@ -143,14 +164,21 @@ def retime() -> None:
 
 
 def report() -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("momo.part-*.json"))]
-    rows.sort(key=lambda r: (list(METHODS).index(r["method"]), r["seed"]))
+    """Merges the part files into ``momo.json`` and prints one table per training budget (``protocol``).
+
+    ``momo.part-*`` are the rows of the current recipe; ``momo-3k.part-*`` are the earlier 3,000-sample, 8-epoch
+    rows, kept for the scale comparison in ``momo.md``.
+    """
+    parts = sorted(RESULTS.glob("momo.part-*.json")) + sorted(RESULTS.glob("momo-3k.part-*.json"))
+    rows = [json.loads(p.read_text()) for p in parts]
+    protocols = list(dict.fromkeys(r.get("protocol", PROTOCOL) for r in rows))
+    rows.sort(key=lambda r: (protocols.index(r.get("protocol", PROTOCOL)), list(METHODS).index(r["method"]), r["seed"]))
     env = {
         "command": (
-            "OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1 --methods shared-staged dual-staged; "
-            "... run --seeds 0 1 --methods shared-onestage shared-alternating; "
-            "... run --seeds 2 --methods shared-staged dual-staged (one process at a time); "
-            "OMP_NUM_THREADS=1 python benchmarks/momo.py retime; python benchmarks/momo.py report"
+            "MOMO_RUNS=DIR OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds S --methods M (one seed and method "
+            "per process, two processes at a time; shared-staged and dual-staged seeds 0-2, shared-onestage and "
+            "shared-alternating seeds 0-1); OMP_NUM_THREADS=1 python benchmarks/momo.py retime; "
+            "python benchmarks/momo.py report"
         ),
         "recipe": "momo-digits",
         "python": sys.version.split()[0],
@@ -162,24 +190,26 @@ def report() -> None:
     }
     rows = [{**r, **env} for r in rows]
     (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
-    lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
-    lines.append("|" + "---|" * (5 + len(METRICS)))
-    for method in METHODS:
-        group = [r for r in rows if r["method"] == method]
-        if not group:
-            continue
+    for protocol in protocols:
+        print(f"\nprotocol {protocol}\n")
+        lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
+        lines.append("|" + "---|" * (5 + len(METRICS)))
+        for method in METHODS:
+            group = [r for r in rows if r["method"] == method and r.get("protocol", PROTOCOL) == protocol]
+            if not group:
+                continue
 
-        def cell(key: str, scale: float = 100.0, digits: int = 1, group=group) -> str:
-            values = [r[key] * scale for r in group]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+            def cell(key: str, scale: float = 100.0, digits: int = 1, group=group) -> str:
+                values = [r[key] * scale for r in group]
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
-        seeds = ",".join(str(r["seed"]) for r in group)
-        lines.append(
-            f"| {method} | {seeds} | {group[0]['params']:,} | {cell('latency_ms', 1.0, 2)} | "
-            f"{cell('match_latency_ms', 1.0, 2)} | " + " | ".join(cell(k) for k in METRICS) + " |"
-        )
-    print("\n".join(lines))
+            seeds = ",".join(str(r["seed"]) for r in group)
+            lines.append(
+                f"| {method} | {seeds} | {group[0]['params']:,} | {cell('latency_ms', 1.0, 2)} | "
+                f"{cell('match_latency_ms', 1.0, 2)} | " + " | ".join(cell(k) for k in METRICS) + " |"
+            )
+        print("\n".join(lines))
     print(json.dumps(env))
 
 
@@ -199,10 +229,17 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p = sub.add_parser("validate")
+    p.add_argument("run_dirs", type=Path, nargs="+")
     sub.add_parser("retime")
     sub.add_parser("report")
     args = parser.parse_args()
-    {"run": lambda: run(args.seeds, args.methods), "retime": retime, "report": report}[args.command]()
+    {
+        "run": lambda: run(args.seeds, args.methods),
+        "validate": lambda: validate(args.run_dirs),
+        "retime": retime,
+        "report": report,
+    }[args.command]()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
     return STRATEGIES.build(config.strategy, model=model, task=bundle.task)
 
 
-def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
+def eval_loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
+    """An evaluation loader over one split: in order, ``data.eval_batch_size``, the bundle's collate."""
     return DataLoader(
         dataset,
         batch_size=config.data.eval_batch_size,
@@ -124,7 +125,7 @@ def _fit_and_report(
     if world.is_main:
         atomic_write_text(out / "config.yaml", dump_config(config))
         atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
-    val_loader = _loader(bundle.val, bundle, config)
+    val_loader = eval_loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
         own = strat.evaluate(val_loader, device)
@@ -151,7 +152,7 @@ def _fit_and_report(
     trainer.load_best()
     strategy.model.eval()
     plots = out / "plots"
-    test_loader = _loader(bundle.test, bundle, config)
+    test_loader = eval_loader(bundle.test, bundle, config)
     own_val = strategy.evaluate(val_loader, device)
     if own_val is not None:  # the strategy scores its own outputs (e.g. multitask)
         val = own_val["metrics"]
@@ -170,7 +171,7 @@ def _fit_and_report(
             plots,
         )
     if config.eval.representation:
-        train_loader = _loader(bundle.train, bundle, config)
+        train_loader = eval_loader(bundle.train, bundle, config)
         report["representation"] = representation_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
         )

@@ -54,7 +54,7 @@ class StageConfig(ComponentConfig):
 MOMO_STAGES = [
     {"data": ["image"], "objectives": ["mpm"], "epochs": 2},
     {"data": ["image", "text"], "objectives": ["mpm", "mlm"], "epochs": 2},
-    {"data": ["text", "pair"], "objectives": ["mlm", "itc", "itm"], "epochs": 4},
+    {"data": ["text", "pair"], "objectives": ["mlm", "itc", "itm"], "epochs": 8},
 ]
 
 
