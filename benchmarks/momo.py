@@ -5,6 +5,7 @@ Run from the repository root (rows are appended to a part file per method and se
     OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1 [--methods shared-staged dual-staged]
     OMP_NUM_THREADS=1 python benchmarks/momo.py retime     # latency again, once nothing else trains
     python benchmarks/momo.py report
+    python benchmarks/momo.py validate RUN_DIR...          # the representation metrics on the validation split
 
 Every method is the bundled recipe ``momo-digits`` plus the overrides in ``METHODS``; ``shared-staged`` is the
 recipe itself.
@@ -25,9 +26,7 @@ from pathlib import Path
 import torch
 
 from polymodal.config import load_config
-from polymodal.data.sources import build_data
-from polymodal.eval.representation import representation_report
-from polymodal.runs import eval_loader, load_run, train_run
+from polymodal.runs import evaluate_saved_run, load_run, train_run
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))
@@ -126,8 +125,8 @@ def run(seeds: list[int], methods: list[str]) -> None:
                 "run_dir": str(out),
                 "params_used": params_used(out),
                 "code": CODE,
+                "protocol": PROTOCOL,
             }
-            row["protocol"] = PROTOCOL
             (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
 
@@ -136,15 +135,7 @@ def validate(run_dirs: list[Path]) -> None:
     """Scores finished runs' representations on their VALIDATION split (the numbers choices were made on)."""
     torch.set_num_threads(1)
     for run_dir in run_dirs:
-        config, _, strategy = load_run(run_dir)
-        bundle = build_data(config.data, config.trainer.seed, False)
-        strategy.model.eval()
-        report = representation_report(
-            strategy.embed,
-            strategy.match,
-            eval_loader(bundle.train, bundle, config),
-            eval_loader(bundle.val, bundle, config),
-        )
+        report = evaluate_saved_run(run_dir, split="val")["representation"]
         print(json.dumps({"run_dir": str(run_dir), "split": "val", **{k: round(v, 4) for k, v in report.items()}}))
 
 
@@ -188,7 +179,12 @@ def report() -> None:
         "cpus": os.cpu_count(),
         "torch_threads": 1,
     }
-    rows = [{**r, **env} for r in rows]
+    earlier = (
+        "OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds 0 1 --methods shared-staged dual-staged; ... run "
+        "--seeds 0 1 --methods shared-onestage shared-alternating; ... run --seeds 2 --methods shared-staged "
+        "dual-staged (one process at a time, recipe of 3,000 pairs and 8 epochs of 2+2+4); ... retime; ... report"
+    )
+    rows = [{**r, **env, **({"command": earlier} if r.get("protocol") == "3k-8ep" else {})} for r in rows]
     (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
     for protocol in protocols:
         print(f"\nprotocol {protocol}\n")

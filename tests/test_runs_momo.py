@@ -12,7 +12,7 @@ from PIL import Image
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.digit_captions import VAL_SIZE
-from polymodal.runs import train_run
+from polymodal.runs import evaluate_saved_run, train_run
 
 # The shared data folder sits beside the repository (as in CI).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -41,6 +41,9 @@ def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_
     keys = {"image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "itm_acc"}
     assert keys <= set(metrics["representation"])
     assert all(0.0 <= metrics["representation"][k] <= 1.0 for k in keys)
+    # `polymodal eval` of the saved run recomputes the same representation metrics on the test split.
+    assert evaluate_saved_run(tmp_path / "run")["representation"] == pytest.approx(metrics["representation"])
+    assert set(evaluate_saved_run(tmp_path / "run", split="val")["representation"]) == set(metrics["representation"])
 
     Image.fromarray(arrays["x_test"][0]).save(tmp_path / "digit.png")
     for modality, inputs in (("text", ["le chiffre sept", "seven"]), ("image", [str(tmp_path / "digit.png")])):

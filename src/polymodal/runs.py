@@ -259,6 +259,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         )
         check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, "the run's training data")
         name = str(data)
+        bundle = None
     else:
         bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
         dataset = bundle.test if split == "test" else bundle.val
@@ -282,6 +283,9 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         device,
         None,
     )
+    if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
+        train_loader = eval_loader(bundle.train, bundle, config)
+        report["representation"] = representation_report(strategy.embed, strategy.match, train_loader, loader, device)
     return {"data": name, "examples": len(dataset), "metrics": report.pop("metrics"), **report}
 
 
