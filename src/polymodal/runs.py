@@ -44,7 +44,7 @@ def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
     return STRATEGIES.build(config.strategy, model=model, task=bundle.task)
 
 
-def eval_loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
+def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
     """An evaluation loader over one split: in order, ``data.eval_batch_size``, the bundle's collate."""
     return DataLoader(
         dataset,
@@ -125,7 +125,7 @@ def _fit_and_report(
     if world.is_main:
         atomic_write_text(out / "config.yaml", dump_config(config))
         atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
-    val_loader = eval_loader(bundle.val, bundle, config)
+    val_loader = _loader(bundle.val, bundle, config)
 
     def validate(strat: Any) -> dict[str, float]:
         own = strat.evaluate(val_loader, device)
@@ -152,7 +152,7 @@ def _fit_and_report(
     trainer.load_best()
     strategy.model.eval()
     plots = out / "plots"
-    test_loader = eval_loader(bundle.test, bundle, config)
+    test_loader = _loader(bundle.test, bundle, config)
     own_val = strategy.evaluate(val_loader, device)
     if own_val is not None:  # the strategy scores its own outputs (e.g. multitask)
         val = own_val["metrics"]
@@ -171,7 +171,7 @@ def _fit_and_report(
             plots,
         )
     if config.eval.representation:
-        train_loader = eval_loader(bundle.train, bundle, config)
+        train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
         )
@@ -284,7 +284,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         None,
     )
     if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
-        train_loader = eval_loader(bundle.train, bundle, config)
+        train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(strategy.embed, strategy.match, train_loader, loader, device)
     return {"data": name, "examples": len(dataset), "metrics": report.pop("metrics"), **report}
 
