@@ -162,8 +162,8 @@ def report() -> None:
     """
     parts = sorted(RESULTS.glob("momo.part-*.json")) + sorted(RESULTS.glob("momo-3k.part-*.json"))
     rows = [json.loads(p.read_text()) for p in parts]
-    protocols = list(dict.fromkeys(r.get("protocol", PROTOCOL) for r in rows))
-    rows.sort(key=lambda r: (protocols.index(r.get("protocol", PROTOCOL)), list(METHODS).index(r["method"]), r["seed"]))
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    rows.sort(key=lambda r: (protocols.index(r["protocol"]), list(METHODS).index(r["method"]), r["seed"]))
     env = {
         "command": (
             "MOMO_RUNS=DIR OMP_NUM_THREADS=1 python benchmarks/momo.py run --seeds S --methods M (one seed and method "
@@ -184,14 +184,14 @@ def report() -> None:
         "--seeds 0 1 --methods shared-onestage shared-alternating; ... run --seeds 2 --methods shared-staged "
         "dual-staged (one process at a time, recipe of 3,000 pairs and 8 epochs of 2+2+4); ... retime; ... report"
     )
-    rows = [{**r, **env, **({"command": earlier} if r.get("protocol") == "3k-8ep" else {})} for r in rows]
+    rows = [{**r, **env, **({"command": earlier} if r["protocol"] == "3k-8ep" else {})} for r in rows]
     (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
     for protocol in protocols:
         print(f"\nprotocol {protocol}\n")
         lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
         lines.append("|" + "---|" * (5 + len(METRICS)))
         for method in METHODS:
-            group = [r for r in rows if r["method"] == method and r.get("protocol", PROTOCOL) == protocol]
+            group = [r for r in rows if r["method"] == method and r["protocol"] == protocol]
             if not group:
                 continue
 
