@@ -61,6 +61,8 @@ def _summary(metrics: dict) -> str:
         *(f"  without {m}: {v[name]:.4f}" for m, v in metrics["missing"].items()),
         f"params: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s   device: {metrics['device']}",
     ]
+    findings = metrics.get("diagnosis", {}).get("findings", [])
+    lines += [f"warning: {line}" for line in findings]
     return "\n".join(lines)
 
 

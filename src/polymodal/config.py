@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from polymodal.data.augment import AugmentConfig
 from polymodal.data.sources import DATASETS
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
@@ -66,6 +67,8 @@ class DataConfig(Section):
     audio: AudioConfig = AudioConfig()
     text: TextConfig = TextConfig()
     features: FeaturesConfig = FeaturesConfig()
+    # Training batches only: random transforms per modality kind, e.g. {image: {}, audio: {shift: 0.2}}.
+    augment: AugmentConfig = AugmentConfig()
 
     @field_validator("name")
     @classmethod
@@ -133,8 +136,14 @@ class OptimizerConfig(Section):
 
 
 class SchedulerConfig(Section):
+    """Learning-rate schedule: linear warm-up, then constant or cosine decay to zero at the last step.
+
+    ``warmup_fraction`` (of the run's steps) replaces ``warmup_steps`` when set, so the warm-up scales with the run.
+    """
+
     name: Literal["constant", "cosine"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
+    warmup_fraction: float | None = Field(None, ge=0.0, lt=1.0)
 
 
 class TrainerConfig(Section):

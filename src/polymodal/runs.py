@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
+from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate
-from polymodal.data.sources import DataBundle, build_data, check_same_shapes, manifest_split
-from polymodal.data.vocab import FEATURE_MODALITIES, check_modality
+from polymodal.data.fitting import describe_preprocessing
+from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
+from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError
+from polymodal.eval.diagnosis import laziness_remedy, laziness_report
 from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
 from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
@@ -84,6 +88,23 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
+# Classification selection metrics and their regression counterparts (a recipe serves both tasks).
+REGRESSION_SELECTION = {"accuracy": "mae", "macro_f1": "mae", "robust_accuracy": "robust_mae"}
+
+
+def _selection_for_task(config: RunConfig, say: bool) -> None:
+    """Replaces a classification selection metric by its regression counterpart on regression data, and says so."""
+    metric = config.trainer.selection_metric
+    if config.data.task == "regression" and metric in REGRESSION_SELECTION:
+        config.trainer.selection_metric = REGRESSION_SELECTION[metric]
+        if say:
+            print(
+                f"polymodal: note: regression data: selecting checkpoints on {config.trainer.selection_metric} "
+                f"instead of {metric}",
+                file=sys.stderr,
+            )
+
+
 def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     """Trains and evaluates one run, writing its run directory; returns the contents of ``metrics.json``.
 
@@ -94,6 +115,9 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
     out = Path(out)
     device = resolve_device(config.trainer.device)
     with distributed_session(device) as world:
+        # Before the resume check: a resumed run fits the same settings from the same files.
+        fitted = fit_data_settings(config.data)
+        _selection_for_task(config, world.is_main)
         if resume:
             _check_resume(out, config)
         elif out.exists() and any(out.iterdir()):
@@ -101,6 +125,10 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
         # The same seed on every rank: every rank starts from the same weights.
         seed_everything(config.trainer.seed, config.trainer.deterministic)
         bundle = build_data(config.data, config.trainer.seed, config.trainer.progress and world.is_main)
+        bundle.preprocessing = fitted or None
+        if config.trainer.progress and world.is_main and bundle.columns:
+            shapes = {m: bundle.shapes[m] for m in bundle.modalities}
+            print("inputs:\n" + describe_preprocessing(config.data, shapes, fitted), file=sys.stderr, flush=True)
         strategy = build_strategy(config, bundle)
         if config.eval.representation and not hasattr(strategy, "embed"):
             raise ConfigError(f"eval.representation: strategy {config.strategy['name']!r} has no embed/match")
@@ -135,11 +163,14 @@ def _fit_and_report(
             strat.predict, val_loader, bundle.task, bundle.modalities, config.eval.per_modality_every_epoch, device
         )
 
+    collate = bundle.collate()
+    if config.data.augment.active:
+        collate = AugmentedCollate(collate, config.data.augment)
     trainer = Trainer(
         strategy,
         config.trainer,
         out,
-        bundle.collate(),
+        collate,
         config.data.batch_size,
         validate,
         config.data.num_workers,
@@ -170,6 +201,9 @@ def _fit_and_report(
             device,
             plots,
         )
+    if own_val is None and len(bundle.modalities) > 1:
+        remedy = laziness_remedy(config.strategy, config.trainer)
+        report["diagnosis"] = laziness_report(bundle.train, bundle.test, report["per_modality"], bundle.task, remedy)
     if config.eval.representation:
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(
@@ -339,7 +373,7 @@ def item_batches(data: Any, modality: str, items: list[str], batch_size: int = 2
         "audio": lambda x: AudioAdapter(data.audio).from_file(x),
         "text": lambda x: TextAdapter(data.text).from_text(x),
         "features": lambda x: FeaturesAdapter(data.features).from_file(x),
-    }["features" if modality in FEATURE_MODALITIES else modality]
+    }[adapter_kind(modality)]
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         yield Collate()([{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(chunk)])

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from polymodal.data.vocab import SEQUENCE_MODALITIES
+from polymodal.data.vocab import is_sequence
 
 Sample = Mapping[str, Any]
 Batch = dict[str, Any]
@@ -52,7 +52,7 @@ class Collate:
         if modality not in self.shapes:
             raise ValueError(f"every sample lacks {modality!r} and Collate was given no shape for it")
         shape = self.shapes[modality]
-        if modality in SEQUENCE_MODALITIES:
+        if is_sequence(modality):
             shape = (1, *shape)
         return torch.zeros(shape, dtype=self.dtypes.get(modality, torch.float32))
 
@@ -67,7 +67,7 @@ class Collate:
             example = next((v for v in values if v is not None), None)
             if example is None:
                 example = self._placeholder(m)
-            if m in SEQUENCE_MODALITIES:
+            if is_sequence(m):
                 empty = example.new_zeros((0, *example.shape[1:]))
                 padded, lengths = pad_sequences([v if v is not None else empty for v in values])
                 batch["inputs"][m], batch["lengths"][m] = padded, lengths

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from polymodal.data.vocab import FEATURE_MODALITIES, SEQUENCE_MODALITIES, check_modality
+from polymodal.data.vocab import adapter_kind, check_modality, is_features, is_sequence, modality_kind
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
@@ -38,6 +38,8 @@ TASKS: tuple[str, ...] = ("classification", "regression")
 
 # Columns never read as inputs unless declared.
 ID_COLUMN = "id"
+# Bad cells listed in one decoding error.
+MAX_REPORTED = 10
 
 
 def _cell_kind(cell: str) -> str:
@@ -66,10 +68,10 @@ def infer_column_modalities(
         source: the manifest's name, used in error messages.
 
     Returns:
-        ``{column: modality}`` in the order of ``columns``.
+        ``{column: input name}`` in the order of ``columns`` (see :func:`input_names`).
 
     Raises:
-        ConfigError: a column mixes kinds (e.g. wav files and text), or two columns infer the same modality.
+        ConfigError: a column mixes kinds (e.g. wav files and text).
         DataError: a column has no non-empty cell.
     """
     inferred: dict[str, str] = {}
@@ -88,35 +90,47 @@ def infer_column_modalities(
                 f"{source}: column {column!r} mixes {mix}; make every cell the same kind or declare data.modalities"
             )
         inferred[column] = next(iter(counts))
-    _check_one_column_per_modality(inferred, source)
-    return inferred
+    return input_names(inferred)
 
 
-def _check_one_column_per_modality(mapping: Mapping[str, str], source: str) -> None:
-    seen: dict[str, str] = {}
-    for column, modality in mapping.items():
-        if modality in seen:
-            raise ConfigError(
-                f"{source}: columns {seen[modality]!r} and {column!r} are both {modality}; one column per modality "
-                "(declare data.modalities to pick one)"
-            )
-        seen[modality] = column
+def input_names(kinds: Mapping[str, str]) -> dict[str, str]:
+    """``{column: kind}`` -> ``{column: input name}``: the kind itself when one column has it, else ``kind:column``.
+
+    Two image columns ``front`` and ``side`` become the inputs ``image:front`` and ``image:side``, each with its own
+    encoder; a lone ``photo`` column of images is the input ``image``.
+    """
+    counts: dict[str, int] = {}
+    for kind in kinds.values():
+        counts[modality_kind(kind)] = counts.get(modality_kind(kind), 0) + 1
+    return {c: k if ":" in k or counts[k] == 1 else f"{k}:{c}" for c, k in kinds.items()}
+
+
+# Python's csv module refuses fields over 128 KiB by default; long texts are legitimate cells.
+MAX_FIELD_BYTES = 64 * 1024 * 1024
 
 
 def read_manifest(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Reads a CSV manifest (utf-8, BOM tolerated) into its header and rows of stripped cells."""
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
+    records: list[tuple[int, list[str]]] = []
+    header = None
+    limit = csv.field_size_limit(MAX_FIELD_BYTES)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             # Blank lines (often a trailing newline) are skipped; a line of empty cells is a row like any other.
-            records = [(reader.line_num, record) for record in reader if record]
+            for record in reader:
+                if record:
+                    records.append((reader.line_num, record))
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except csv.Error as err:
-        raise DataError(f"{path}: malformed CSV: {err}") from None
+        where = f"row {len(records) + 1}" if header is not None else "header"
+        raise DataError(f"{path}: {where}: malformed CSV: {err} (check quoting)") from None
+    finally:
+        csv.field_size_limit(limit)
     if not header or not any(name.strip() for name in header):
         raise DataError(f"{path}: empty manifest (no header row)")
     columns = [name.strip() for name in header]
@@ -178,6 +192,8 @@ class ManifestDataset(torch.utils.data.Dataset):
         text: TextConfig | None = None,
         features: FeaturesConfig | None = None,
         show_progress: bool = True,
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
+        labeled: bool = True,
     ) -> None:
         self.path = Path(path)
         source = str(path)
@@ -186,26 +202,43 @@ class ManifestDataset(torch.utils.data.Dataset):
         if task == "regression" and class_names:
             raise ConfigError(f"{source}: class_names given for a regression task")
         header, rows = read_manifest(self.path)
-        if target not in header:
+        self.labeled = labeled and target in header
+        if labeled and target not in header:
             raise ConfigError(f"{source}: target column {target!r} not found (columns: {', '.join(header)})")
-        mapping = self._resolve_columns(header, rows, target, modalities, source)
+        if shapes is not None and modalities is None:
+            raise ConfigError(f"{source}: the column mapping is needed with shapes")
+        # With the training data's shapes (scoring or predicting with a trained run), a declared column that the
+        # file lacks, or leaves empty in every row, is an input missing for every sample.
+        self.absent: list[str] = []
+        if shapes is not None and modalities is not None:
+            self.absent = [c for c in modalities if c not in header or not any(row[c] for row in rows)]
+        mapping = self._resolve_columns(header, rows, target, modalities, source, set(self.absent))
 
         self.task = task
         self.columns: dict[str, str] = {m: c for c, m in mapping.items()}
         self.modalities: tuple[str, ...] = tuple(mapping.values())
-        self.class_names, self.targets = self._parse_targets(rows, target, task, class_names, source)
+        if self.labeled:
+            self.class_names, self.targets = self._parse_targets(rows, target, task, class_names, source)
+        else:  # nothing to score: predictions only
+            self.class_names = list(class_names or [])
+            self.targets = torch.zeros(len(rows), dtype=torch.long if task == "classification" else torch.float32)
         self.num_classes = len(self.class_names)
         adapters = self._build_adapters(image=image, audio=audio, text=text, features=features)
         # The raw cells (resolved file paths, or the text), for encoders with their own preprocessing (pretrained
         # spaces); "" where a cell is empty.
         self.cells: dict[str, list[str]] = {m: [] for m in self.modalities}
+        self.ids = [row.get(ID_COLUMN, "") or str(number) for number, row in enumerate(rows, start=1)]
         self._inputs = self._decode(rows, adapters, source, show_progress)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, torch.dtype] = {}
         for m in self.modalities:
-            example = next(x for x in self._inputs[m] if x is not None)
+            example = next((x for x in self._inputs[m] if x is not None), None)
+            if example is None:
+                self.shapes[m] = tuple(shapes[m]) if shapes is not None else ()
+                self.dtypes[m] = torch.long if modality_kind(m) == "text" else torch.float32
+                continue
             shape = tuple(example.shape)
-            self.shapes[m] = shape[1:] if m in SEQUENCE_MODALITIES else shape
+            self.shapes[m] = shape[1:] if is_sequence(m) else shape
             self.dtypes[m] = example.dtype
 
     @staticmethod
@@ -215,8 +248,10 @@ class ManifestDataset(torch.utils.data.Dataset):
         target: str,
         declared: dict[str, str] | None,
         source: str,
+        absent: set[str] | None = None,
     ) -> dict[str, str]:
-        """Returns ``{column: modality}`` in header order, declared or inferred."""
+        """Returns ``{column: input name}`` in header order, declared or inferred; ``absent`` declared columns (for
+        a trained run's inputs) may be missing from the header or empty, and come last."""
         if declared is None:
             columns = [c for c in header if c not in (target, ID_COLUMN)]
             if not columns:
@@ -226,16 +261,20 @@ class ManifestDataset(torch.utils.data.Dataset):
             return infer_column_modalities(rows, columns, source)
         if not declared:
             raise ConfigError(f"{source}: data.modalities is empty; name at least one input column")
+        absent = absent or set()
         for column, modality in declared.items():
+            if column in absent:
+                check_modality(modality, where=f"{source}: modalities[{column!r}]")
+                continue
             if column not in header:
                 raise ConfigError(f"{source}: declared column {column!r} not found (columns: {', '.join(header)})")
             if column == target:
                 raise ConfigError(f"{source}: column {column!r} is the target and cannot also be an input")
             check_modality(modality, where=f"{source}: modalities[{column!r}]")
-        mapping = {c: declared[c] for c in header if c in declared}
-        _check_one_column_per_modality(mapping, source)
+        ordered = [c for c in header if c in declared and c not in absent] + [c for c in declared if c in absent]
+        mapping = input_names({c: declared[c] for c in ordered})
         for column in mapping:
-            if not any(row[column] for row in rows):
+            if column not in absent and not any(row[column] for row in rows):
                 raise DataError(f"{source}: column {column!r} is empty in every row")
         return mapping
 
@@ -287,7 +326,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         }
         adapters = {}
         for m in self.modalities:
-            kind = "features" if m in FEATURE_MODALITIES else m
+            kind = adapter_kind(m)
             adapter_cls, config_cls = classes[kind]
             adapters[m] = adapter_cls(configs[kind] if configs[kind] is not None else config_cls())
         return adapters
@@ -316,43 +355,56 @@ class ManifestDataset(torch.utils.data.Dataset):
         folder: Path,
         inputs: dict[str, list[Tensor | None]],
     ) -> None:
-        """Appends each row's decoded cells (None for an empty cell) to ``inputs``."""
+        """Appends each row's decoded cells (None for an empty cell) to ``inputs``.
+
+        Every row is tried, so one error lists every bad cell (the first ``MAX_REPORTED`` of them), not one per run.
+        """
         first_dim: dict[str, tuple[int, int]] = {}  # modality -> (D, row number that set it)
+        bad: list[str] = []
         for number, row in enumerate(rows, start=1):
             for m in self.modalities:
                 column = self.columns[m]
-                cell = row[column]
-                where = f"{source}: row {number}, column {column!r}"
+                cell = row.get(column, "")
                 if not cell:
                     inputs[m].append(None)
                     self.cells[m].append("")
                     continue
-                resolved = cell
                 try:
-                    if m == "text":
-                        value = adapters[m].from_text(cell)
-                    else:
-                        file = Path(cell).expanduser()
-                        file = (file if file.is_absolute() else folder / file).resolve()
-                        if not file.exists():
-                            raise DataError(f"file not found: {file}")
-                        if not file.is_file():
-                            raise DataError(f"not a file: {file}")
-                        value = adapters[m].from_file(file)
-                        resolved = str(file)
+                    value, resolved = self._decode_cell(cell, m, adapters[m], folder)
+                    if is_features(m):
+                        dim = int(value.shape[-1])
+                        first_dim.setdefault(m, (dim, number))
+                        if first_dim[m][0] != dim:
+                            raise DataError(
+                                f"features have dimension {dim} but row {first_dim[m][1]} has "
+                                f"{first_dim[m][0]} ({cell})"
+                            )
                 except DataError as err:
-                    raise DataError(f"{where}: {err}") from None
-                if m in FEATURE_MODALITIES:
-                    dim = int(value.shape[-1])
-                    if m not in first_dim:
-                        first_dim[m] = (dim, number)
-                    elif first_dim[m][0] != dim:
-                        raise DataError(
-                            f"{where}: features have dimension {dim} but row {first_dim[m][1]} has "
-                            f"{first_dim[m][0]} ({cell})"
-                        )
+                    bad.append(f"row {number}, column {column!r}: {err}")
+                    value, resolved = None, ""
                 inputs[m].append(value)
                 self.cells[m].append(resolved)
+        if len(bad) == 1:
+            raise DataError(f"{source}: {bad[0]}")
+        if bad:
+            shown = "\n  ".join(bad[:MAX_REPORTED])
+            more = f"\n  ... and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+            raise DataError(
+                f"{source}: {len(bad)} bad cells (fix them or empty them to mark missing):\n  {shown}{more}"
+            )
+
+    @staticmethod
+    def _decode_cell(cell: str, modality: str, adapter: Any, folder: Path) -> tuple[Tensor, str]:
+        """One non-empty cell -> (tensor, the resolved file path or the text itself)."""
+        if modality_kind(modality) == "text":
+            return adapter.from_text(cell), cell
+        file = Path(cell).expanduser()
+        file = (file if file.is_absolute() else folder / file).resolve()
+        if not file.exists():
+            raise DataError(f"file not found: {file}")
+        if not file.is_file():
+            raise DataError(f"not a file: {file}")
+        return adapter.from_file(file), str(file)
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from polymodal.data.manifest import ManifestDataset
-from polymodal.data.vocab import SEQUENCE_MODALITIES
+from polymodal.data.vocab import is_sequence
 from polymodal.errors import DataError
 from polymodal.fileio import atomic_write_text, read_json_object, sha256_file
 
@@ -56,14 +56,14 @@ def _shard_arrays(dataset: ManifestDataset, indices: range, bar: Any) -> dict[st
             value = sample["inputs"][m]
             present[row, k] = value is not None
             if value is None:
-                shape = (0, *dataset.shapes[m]) if m in SEQUENCE_MODALITIES else dataset.shapes[m]
+                shape = (0, *dataset.shapes[m]) if is_sequence(m) else dataset.shapes[m]
                 value = torch.zeros(shape, dtype=dataset.dtypes[m])
             values[m].append(value.numpy())
         targets.append(np.asarray(sample["target"]))
         bar.update(1)
     arrays = {"present": present, "target": np.stack(targets)}
     for m in modalities:
-        if m in SEQUENCE_MODALITIES:
+        if is_sequence(m):
             lengths = [len(v) for v in values[m]]
             arrays[f"{m}.offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             arrays[m] = np.concatenate(values[m])
@@ -196,7 +196,7 @@ class PackedDataset(torch.utils.data.Dataset):
         for k, m in enumerate(self.modalities):
             if not present[k]:
                 inputs[m] = None
-            elif m in SEQUENCE_MODALITIES:
+            elif is_sequence(m):
                 start, stop = self._array(shard, f"{m}.offsets")[row : row + 2]
                 inputs[m] = torch.from_numpy(np.array(self._array(shard, m)[start:stop]))
             else:

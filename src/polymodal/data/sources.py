@@ -18,6 +18,7 @@ from polymodal.data.avdigits import AVDigits
 from polymodal.data.avmnist import AVMNIST
 from polymodal.data.collate import Collate
 from polymodal.data.digit_captions import Captioned, digit_caption_splits
+from polymodal.data.fitting import fit_manifest_settings
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.multitask_digits import multitask_digit_splits
 from polymodal.data.packed import PackedDataset, pack_dataset
@@ -30,7 +31,7 @@ from polymodal.data.sentiment import (
     video_folds,
 )
 from polymodal.data.splits import part_indices, split_indices, subset_indices
-from polymodal.data.vocab import SEQUENCE_MODALITIES
+from polymodal.data.vocab import is_sequence
 from polymodal.errors import ConfigError, DataError
 from polymodal.registry import ComponentConfig, Registry
 
@@ -50,6 +51,8 @@ class DataBundle:
     dtypes: dict[str, str] = field(default_factory=dict)
     class_names: list[str] | None = None
     columns: dict[str, str] | None = None
+    # How inputs are converted, where settings were fitted to the training files (see polymodal.data.fitting).
+    preprocessing: dict[str, Any] | None = None
 
     @property
     def out_dim(self) -> int:
@@ -67,6 +70,7 @@ class DataBundle:
             "dtypes": self.dtypes,
             "class_names": self.class_names,
             "columns": self.columns,
+            **({"preprocessing": self.preprocessing} if self.preprocessing else {}),
         }
 
 
@@ -76,7 +80,7 @@ def sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, s
     for m, value in dataset[0]["inputs"].items():
         if value is None:
             continue
-        shapes[m] = tuple(value.shape[1:]) if m in SEQUENCE_MODALITIES else tuple(value.shape)
+        shapes[m] = tuple(value.shape[1:]) if is_sequence(m) else tuple(value.shape)
         if value.dtype != torch.float32:
             dtypes[m] = str(value.dtype).removeprefix("torch.")
     return shapes, dtypes
@@ -107,6 +111,14 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
         if m not in bundle.shapes:
             raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(bundle.shapes)})")
     return bundle
+
+
+def fit_data_settings(data: Any) -> dict[str, Any]:
+    """Fits the adapter settings that ``data`` leaves unset to its training files, in place (CSV manifests; other
+    sources have fixed formats). Returns what was chosen and why (``run.json``'s ``preprocessing``)."""
+    if data.name != "manifest" or not data.train:
+        return {}
+    return fit_manifest_settings(data)
 
 
 def _add_captions(bundle: DataBundle, data: Any, seed: int) -> None:

@@ -47,13 +47,18 @@ def validation_metrics(
     """Main metrics plus, when ``per_modality``, each modality's score alone (``<modality>_alone_<score>``).
 
     Logged every epoch, the per-modality scores make modality laziness visible: a modality the fused model ignores
-    stays near chance alone while the fused score climbs.
+    stays near chance alone while the fused score climbs. Always with them comes ``robust_<score>``, the mean of
+    the fused score and every modality's score alone (the fused score when those are not computed): a selection
+    metric (``trainer.selection_metric: robust_accuracy``) that does not stop at the first epoch where one easy
+    modality already makes the fused score perfect.
     """
     metrics = evaluate_split(predict, loader, task, device)
+    name, score = task_score(task)
+    single = {}
     if per_modality and len(modalities) > 1:
-        name, score = task_score(task)
         single = single_modality_scores(predict, loader, modalities, score, device=device)
         metrics.update({f"{m}_alone_{name}": v for m, v in single.items()})
+    metrics[f"robust_{name}"] = (metrics[name] + sum(single.values())) / (1 + len(single))
     return metrics
 
 

@@ -6,6 +6,7 @@ import functools
 import math
 from math import gcd
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile
@@ -32,7 +33,9 @@ class AudioConfig(ComponentConfig):
         n_mels: number of mel bands.
         f_min: lowest filter edge in Hz.
         f_max: highest filter edge in Hz; ``None`` means ``sample_rate / 2``.
-        max_frames: frames kept per clip (centre-cropped or right-padded).
+        max_frames: frames kept per clip (cropped as ``crop`` says, or right-padded with silence).
+        crop: which frames a longer clip keeps: ``centre`` (the middle ones) or ``loudest`` (the window of
+            ``max_frames`` with the most energy, so a word late in a long recording is kept).
     """
 
     sample_rate: int = Field(8000, gt=0)
@@ -42,6 +45,7 @@ class AudioConfig(ComponentConfig):
     f_min: float = Field(0.0, ge=0.0)
     f_max: float | None = None
     max_frames: int = Field(64, gt=0)
+    crop: Literal["centre", "loudest"] = "centre"
 
     @model_validator(mode="after")
     def _check_band(self) -> AudioConfig:
@@ -217,11 +221,15 @@ class AudioAdapter:
         return self.from_wave(wave, sample_rate)
 
     def fit_frames(self, mel: Tensor) -> Tensor:
-        """Centre-crops, or right-pads with log(1e-6) (silence), a (n_mels, T) log-mel to (1, n_mels, max_frames)."""
+        """Crops (``cfg.crop``), or right-pads with log(1e-6) (silence), a (n_mels, T) log-mel to
+        (1, n_mels, max_frames)."""
         frames = mel.shape[-1]
         target = self.cfg.max_frames
         if frames >= target:
             start = (frames - target) // 2
+            if self.cfg.crop == "loudest" and frames > target:
+                energy = torch.cat([mel.new_zeros(1), mel.double().exp().sum(0).cumsum(0)])
+                start = int(torch.argmax(energy[target:] - energy[:-target]))
             return mel[:, start : start + target].unsqueeze(0)
         pad = mel.new_full((mel.shape[0], target - frames), math.log(LOG_FLOOR))
         return torch.cat([mel, pad], dim=1).unsqueeze(0)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 from torch import nn
 
+from polymodal.data.vocab import modality_kind
 from polymodal.errors import ConfigError
 from polymodal.models.bridge import BridgeProjector, CMCRProjector
 from polymodal.models.encoders import ENCODERS
@@ -31,6 +32,26 @@ def build_model(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
     """
     spec = {"name": config.name, **config.options}
     return ARCHITECTURES.build(spec, config=config, shapes=shapes, out_dim=out_dim)
+
+
+def encoder_specs(specs: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Input name -> encoder spec, for each input of the data that has one, in the data's order.
+
+    A spec named by a kind (``image``) serves every input of that kind (``image``, or ``image:front`` and
+    ``image:side``, each with its own weights) unless the input has a spec of its own (``image:front``).
+
+    Raises:
+        ConfigError: a spec matches no input of the data.
+    """
+    chosen = {}
+    for name in shapes:
+        spec = specs.get(name, specs.get(modality_kind(name)))
+        if spec is not None:
+            chosen[name] = spec
+    for key in specs:
+        if key not in chosen and not any(modality_kind(name) == key for name in chosen):
+            raise ConfigError(f"model.encoders.{key}: the data has no {key!r} modality (it has: {', '.join(shapes)})")
+    return chosen
 
 
 class MultimodalOptions(ComponentConfig):
@@ -64,11 +85,7 @@ def build_multimodal(
         temperature: initial contrastive temperature, with ``projection_dim``.
     """
     encoders = {}
-    for modality, spec in config.encoders.items():
-        if modality not in shapes:
-            raise ConfigError(
-                f"model.encoders.{modality}: the data has no {modality!r} modality (it has: {', '.join(shapes)})"
-            )
+    for modality, spec in encoder_specs(config.encoders, shapes).items():
         encoders[modality] = ENCODERS.build(spec, input_shape=tuple(shapes[modality]))
     fusion = FUSIONS.build(config.fusion, dims={m: e.out_dim for m, e in encoders.items()})
     head = HEADS.build(config.head, in_dim=fusion.out_dim, out_dim=out_dim)

@@ -5,32 +5,47 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from polymodal.errors import ConfigError
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Strategy
 
 
 class JointConfig(ComponentConfig):
-    modality_dropout: float = 0.0
+    modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    unimodal_weight: float = Field(0.0, ge=0.0)
 
 
 @STRATEGIES.register("joint", JointConfig)
 class JointStrategy(Strategy):
-    """Fused supervised training with optional modality dropout.
+    """Fused supervised training with optional modality dropout and per-modality auxiliary losses.
 
     Modality dropout hides each present modality of a sample with probability ``modality_dropout`` (never all of
     them), so the fused model learns to work when a modality is missing at test time.
 
+    With ``unimodal_weight`` > 0, every step also scores each modality alone through the model's own fusion and
+    head (the others marked absent, exactly as "each modality alone" is evaluated) and adds the mean of those
+    losses, times the weight, to the fused loss. A modality that the fused loss alone would leave unused (modality
+    laziness: an easy modality does all the work) then has to learn on its own; the encoders run once per step.
+
     Args:
-        model: the assembled model.
+        model: the assembled model; ``unimodal_weight`` needs one with ``encode`` and ``fuse`` (``multimodal``).
         task: ``"classification"`` or ``"regression"``.
         modality_dropout: per-sample, per-modality probability of hiding a modality during training.
+        unimodal_weight: weight of the mean per-modality loss (0: fused loss only).
     """
 
-    def __init__(self, model: nn.Module, task: str, modality_dropout: float) -> None:
+    def __init__(self, model: nn.Module, task: str, modality_dropout: float, unimodal_weight: float) -> None:
         super().__init__(model, task)
+        if unimodal_weight > 0 and not (hasattr(model, "encode") and hasattr(model, "fuse")):
+            raise ConfigError(
+                f"strategy.unimodal_weight: needs the multimodal architecture (encoders, fusion, head), "
+                f"not {type(model).__name__}"
+            )
         self.modality_dropout = modality_dropout
+        self.unimodal_weight = unimodal_weight
 
     def _drop(self, present: dict[str, Tensor]) -> dict[str, Tensor]:
         names = list(present)
@@ -46,5 +61,21 @@ class JointStrategy(Strategy):
 
     def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         present = self._drop(batch["present"]) if self.modality_dropout > 0 else batch["present"]
-        outputs = self.model(batch["inputs"], present, batch.get("lengths"))
-        return {"loss": self.loss(outputs, batch["target"])}
+        if self.unimodal_weight == 0:
+            outputs = self.model(batch["inputs"], present, batch.get("lengths"))
+            return {"loss": self.loss(outputs, batch["target"])}
+        features = self.model.encode(batch["inputs"], batch.get("lengths"))
+        fused = self.loss(self.model.fuse(features, present), batch["target"])
+        losses = {}
+        for m in features:
+            keep = batch["present"][m]
+            if bool(keep.any()):
+                alone = {k: (v if k == m else torch.zeros_like(v)) for k, v in batch["present"].items()}
+                outputs = self.model.fuse(features, alone)
+                losses[m] = self.loss(outputs[keep], batch["target"][keep])
+        unimodal = torch.stack(list(losses.values())).mean() if losses else fused * 0.0
+        return {
+            "loss": fused + self.unimodal_weight * unimodal,
+            "fused_loss": fused.detach(),
+            **{f"{m}_loss": v.detach() for m, v in losses.items()},
+        }

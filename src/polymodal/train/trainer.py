@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from polymodal.train.checkpoint import (
 from polymodal.train.distributed import World
 from polymodal.train.log import CsvLog
 
-MINIMISED_METRICS = ("loss", "mae", "mse")
+MINIMISED_METRICS = ("loss", "mae", "mse", "robust_mae")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -92,6 +93,15 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer, config: Any, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     warmup, name = config.warmup_steps, config.name
+    if config.warmup_fraction is not None:  # scaled to the run's length
+        warmup = round(config.warmup_fraction * total_steps)
+    elif warmup >= total_steps:
+        print(
+            f"polymodal: warning: trainer.scheduler.warmup_steps={warmup} but the run has only {total_steps} steps: "
+            "the learning rate never reaches its set value (use trainer.scheduler.warmup_fraction=0.05)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def factor(step: int) -> float:
         if warmup and step < warmup:

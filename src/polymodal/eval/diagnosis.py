@@ -1,0 +1,156 @@
+"""Modality laziness diagnosis: is each modality alone worth more than chance and than a raw nearest neighbour?
+
+A fused model can score well while one easy modality does all the work; the others then score near chance alone,
+and the model fails as soon as that modality is missing. After training, each modality's score alone is compared
+with chance and with a cheap unimodal reference that needs no training: a 1-nearest-neighbour on the adapter's raw
+output (pixels, log-mel, a bag of bytes, mean features) from the training split to the scored split. A modality
+clearly below its reference is reported in one line with the override that addresses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polymodal.data.vocab import is_sequence, modality_kind
+
+# Samples used for the 1-NN reference at most (train, scored split): it must stay cheap next to training.
+MAX_REFERENCE_TRAIN = 5000
+MAX_REFERENCE_EVAL = 2000
+# A modality alone this far (score units) below its reference, or this close to chance, contributes little.
+LAZY_MARGIN = 0.05
+
+
+def _vector(value: Tensor, name: str) -> Tensor:
+    """One sample's raw representation for the 1-NN: flattened tensor, bag of byte tokens, or mean feature."""
+    if modality_kind(name) == "text":
+        return torch.bincount(value.long().flatten(), minlength=258)[2:].float()
+    if is_sequence(name):
+        return value.float().reshape(value.shape[0], -1).mean(0) if value.numel() else value.new_zeros(0)
+    return value.float().flatten()
+
+
+def _vectors(dataset: Any, name: str, limit: int) -> tuple[Tensor, Tensor] | None:
+    """(N, D) raw vectors and (N,) targets of the samples of ``dataset`` that have ``name`` (first ``limit``)."""
+    rows, targets = [], []
+    for i in range(len(dataset)):
+        if len(rows) >= limit:
+            break
+        sample = dataset[i]
+        value = sample["inputs"].get(name)
+        if value is not None:
+            rows.append(_vector(value, name))
+            targets.append(torch.as_tensor(sample["target"]).float())
+    if not rows or len({r.shape for r in rows}) != 1:
+        return None
+    return torch.stack(rows), torch.stack(targets)
+
+
+def nearest_neighbour_scores(train: Any, test: Any, modalities: Sequence[str], task: str) -> dict[str, float]:
+    """Each modality's score (accuracy, or MAE for regression) of a cosine 1-NN from ``train`` to ``test``.
+
+    Vectors are centred on the training mean and L2-normalised. At most ``MAX_REFERENCE_TRAIN`` training and
+    ``MAX_REFERENCE_EVAL`` scored samples are used (the first ones, a fixed choice).
+    """
+    scores = {}
+    for m in modalities:
+        fitted = _vectors(train, m, MAX_REFERENCE_TRAIN)
+        scored = _vectors(test, m, MAX_REFERENCE_EVAL)
+        if fitted is None or scored is None or fitted[0].shape[1] != scored[0].shape[1]:
+            continue
+        mean = fitted[0].mean(0, keepdim=True)
+        a = torch.nn.functional.normalize(fitted[0] - mean, dim=1)
+        b = torch.nn.functional.normalize(scored[0] - mean, dim=1)
+        nearest = (b @ a.T).argmax(1)
+        predicted = fitted[1][nearest]
+        if task == "classification":
+            scores[m] = float((predicted == scored[1]).float().mean())
+        else:
+            scores[m] = float((predicted - scored[1]).abs().mean())
+    return scores
+
+
+def chance_score(train_targets: Tensor, test_targets: Tensor, task: str) -> float:
+    """The score of a constant prediction: the most frequent training class, or the training mean (MAE)."""
+    if task == "classification":
+        majority = torch.mode(train_targets.long()).values
+        return float((test_targets.long() == majority).float().mean())
+    return float((test_targets.float() - train_targets.float().mean()).abs().mean())
+
+
+def diagnose(
+    alone: Mapping[str, float],
+    chance: float,
+    reference: Mapping[str, float],
+    task: str,
+    remedy: str,
+) -> dict[str, Any]:
+    """Flags the modalities that contribute little on their own.
+
+    A modality is lazy when its score alone is within ``LAZY_MARGIN`` of chance, or ``LAZY_MARGIN`` worse than its
+    1-NN reference (for regression, MAE: higher is worse).
+
+    Args:
+        alone: modality -> score with only that modality (the run's ``per_modality``).
+        chance: the constant predictor's score.
+        reference: modality -> 1-NN score (modalities without one are judged against chance only).
+        task: ``classification`` or ``regression``.
+        remedy: the override that addresses laziness for this run (printed with each finding).
+
+    Returns:
+        ``{"chance": c, "modalities": {m: {"alone", "reference", "lazy"}}, "findings": [one line per lazy modality]}``
+    """
+    better = (lambda a, b: a - b) if task == "classification" else (lambda a, b: b - a)
+    name = "accuracy" if task == "classification" else "MAE"
+    report: dict[str, Any] = {"chance": round(chance, 4), "modalities": {}, "findings": []}
+    for m, score in alone.items():
+        ref = reference.get(m)
+        near_chance = better(score, chance) < LAZY_MARGIN
+        below_ref = ref is not None and better(score, ref) < -LAZY_MARGIN
+        report["modalities"][m] = {
+            "alone": round(score, 4),
+            "reference": None if ref is None else round(ref, 4),
+            "lazy": bool(near_chance or below_ref),
+        }
+        if near_chance or below_ref:
+            against = f"near chance ({chance:.2f})" if near_chance else f"below a raw 1-nearest-neighbour ({ref:.2f})"
+            report["findings"].append(
+                f"{m} contributes little: alone its {name} is {score:.2f}, {against}; the model leans on the other "
+                f"modalities (modality laziness). Try: {remedy}"
+            )
+    return report
+
+
+def laziness_remedy(strategy: Mapping[str, Any], trainer: Any) -> str:
+    """The concrete override that addresses laziness for a run with this strategy and trainer config."""
+    steps = []
+    if strategy.get("name") == "joint" and not strategy.get("unimodal_weight"):
+        steps.append("strategy.unimodal_weight=1.0")
+    if strategy.get("name") not in ("joint", "alternating"):
+        steps.append("the manifest-joint recipe's strategy (strategy.name=joint strategy.unimodal_weight=1.0)")
+    if not str(trainer.selection_metric).startswith("robust"):
+        steps.append("trainer.selection_metric=robust_accuracy")
+    if not steps:
+        steps.append(
+            f"trainer.epochs={2 * trainer.epochs} (more training) or data.augment='{{image: {{}}, audio: {{}}}}'"
+        )
+    return " ".join(steps)
+
+
+def _targets(dataset: Any, limit: int) -> Tensor:
+    return torch.stack([torch.as_tensor(dataset[i]["target"]).float() for i in range(min(len(dataset), limit))])
+
+
+def laziness_report(
+    train: Any, test: Any, alone: Mapping[str, Mapping[str, float]], task: str, remedy: str
+) -> dict[str, Any]:
+    """:func:`diagnose` of a run's each-alone scores (``metrics.json``'s ``per_modality``) on ``test``, with chance
+    and the 1-NN reference computed from ``train``."""
+    metric = "accuracy" if task == "classification" else "mae"
+    scores = {m: v[metric] for m, v in alone.items()}
+    chance = chance_score(_targets(train, MAX_REFERENCE_TRAIN), _targets(test, MAX_REFERENCE_EVAL), task)
+    reference = nearest_neighbour_scores(train, test, list(scores), task)
+    return diagnose(scores, chance, reference, task, remedy)
