@@ -200,6 +200,7 @@ def _fit_and_report(
             config.eval.seed,
             device,
             plots,
+            run_name=out.name,
         )
     if own_val is None and len(bundle.modalities) > 1:
         remedy = laziness_remedy(config.strategy, config.trainer)
@@ -210,8 +211,13 @@ def _fit_and_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
         )
     rows = wide_rows(out / "log.csv")
-    plot_training_curves(rows, plots / "training_curves.png")
-    plot_modality_accuracy(rows, plots / "modality_accuracy.png")
+    # The epoch of the kept weights; best.json counts epochs from 0, log.csv from 1.
+    selected = json.loads((out / "checkpoints" / "best.json").read_text(encoding="utf-8"))["epoch"] + 1
+    chance = 1 / bundle.out_dim if bundle.task == "classification" else None
+    plot_training_curves(rows, plots / "training_curves.png", run_name=out.name, selected_epoch=selected)
+    plot_modality_accuracy(
+        rows, plots / "modality_accuracy.png", run_name=out.name, selected_epoch=selected, chance=chance
+    )
     metrics = {
         "task": bundle.task,
         "strategy": config.strategy["name"],

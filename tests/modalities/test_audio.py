@@ -1,6 +1,9 @@
 """Tests of the audio adapter: filterbank, resampling, WAV reading and log-mel shapes."""
 
+import csv
 import math
+import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -8,8 +11,32 @@ import soundfile
 import torch
 from scipy.io import wavfile
 
+from polymodal.cli import main
 from polymodal.errors import DataError
-from polymodal.modalities.audio import AudioAdapter, AudioConfig, log_mel, mel_filterbank, read_wav, resample
+from polymodal.modalities.audio import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    AudioAdapter,
+    AudioConfig,
+    log_mel,
+    mel_filterbank,
+    read_wav,
+    resample,
+)
+
+
+def wav_bytes(rate: int, samples: np.ndarray, frames: int | None = None, extra_chunk: bytes = b"") -> bytes:
+    """A mono PCM-16 or float-32 WAV whose data chunk header declares ``frames`` (default: the samples given)."""
+    fmt_tag, bits = (3, 32) if samples.dtype == np.float32 else (1, 16)
+    block = bits // 8
+    declared = len(samples) if frames is None else frames
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, fmt_tag, 1, rate, rate * block, block, bits)
+    data = struct.pack("<4sI", b"data", declared * block) + samples.tobytes()
+    body = b"WAVE" + fmt + extra_chunk + data
+    return struct.pack("<4sI", b"RIFF", len(body)) + body
+
+
+TONE = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
 
 
 def test_filterbank_matches_hand_computed_triangle():
@@ -105,6 +132,74 @@ def test_read_wav_empty_missing_and_nan(tmp_path):
     wavfile.write(nan, 8000, np.array([0.0, np.nan], dtype=np.float32))
     with pytest.raises(DataError, match="nan.wav: contains NaN or inf samples"):
         read_wav(nan)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (wav_bytes(8000, TONE[:100], frames=900), "truncated WAV (the header promises 900 frames, the file holds 100)"),
+        (wav_bytes(8000, TONE)[:-1], "truncated WAV (the header promises 800 frames, the file holds 799)"),
+        (wav_bytes(0, TONE), f"sample rate 0 Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"),
+        (wav_bytes(MIN_SAMPLE_RATE - 1, TONE), f"sample rate {MIN_SAMPLE_RATE - 1} Hz is outside"),
+        (wav_bytes(MAX_SAMPLE_RATE + 1, TONE), f"sample rate {MAX_SAMPLE_RATE + 1} Hz is outside"),
+        (wav_bytes(8000, TONE[:0]), "contains no samples"),
+        (wav_bytes(8000, np.array([0.0, np.inf, 0.5], dtype=np.float32)), "contains NaN or inf samples"),
+    ],
+    ids=["truncated", "truncated-odd", "rate-zero", "rate-low", "rate-high", "no-frames", "inf"],
+)
+def test_from_file_rejects_bad_headers_in_one_line(tmp_path, content, problem):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's WavFileWarning must become the error, not leak
+        with pytest.raises(DataError) as info:
+            AudioAdapter(AudioConfig()).from_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+
+
+def test_odd_but_complete_wavs_load_without_warnings(tmp_path):
+    tone = wav_bytes(8000, TONE)
+    unknown_chunk = struct.pack("<4sI", b"bext", 4) + b"meta"  # scipy warns "Chunk (non-data) not understood"
+    files = {
+        "chunk.wav": wav_bytes(8000, TONE, extra_chunk=unknown_chunk),
+        # RIFF size promises more than the file holds, but the data chunk is complete: scipy warns "Reached EOF".
+        "riff_short.wav": tone[:4] + struct.pack("<I", 10_000) + tone[8:],
+        "streamed.wav": tone[:40] + struct.pack("<I", 0xFFFFFFFF) + tone[44:],  # a pipe writer's unknown data size
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wave, rate = read_wav(tmp_path / name)
+        assert rate == 8000 and wave.shape == TONE.shape, name
+        assert [str(w.message) for w in caught] == [], name
+
+
+def test_from_wave_rejects_a_bad_rate():
+    with pytest.raises(DataError, match="waveform: sample rate 0 Hz is outside"):
+        AudioAdapter(AudioConfig()).from_wave(TONE.astype(np.float32), 0)
+
+
+def test_cli_train_stops_on_a_truncated_wav(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for split, rows in (("train", 20), ("test", 6)):
+        with (tmp_path / f"{split}.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["audio", "label"])
+            for r in range(rows):
+                (tmp_path / f"{split}_{r}.wav").write_bytes(wav_bytes(8000, np.roll(TONE, r * 7)))
+                writer.writerow([f"{split}_{r}.wav", r % 2])
+    (tmp_path / "train_3.wav").write_bytes(wav_bytes(8000, TONE[:100], frames=len(TONE)))
+    argv = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
+    overrides = ["model.encoders={audio: {name: spec_cnn, out_dim: 8}}", "trainer.epochs=1", "trainer.progress=false"]
+    code = main([*argv, *overrides, "--out", "RUN"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"polymodal: error: {tmp_path / 'train.csv'}: row 4, column 'audio': ")
+    assert f"{tmp_path / 'train_3.wav'}: truncated WAV (the header promises 800 frames, the file holds 100)" in line
+    assert not (tmp_path / "RUN").exists()
 
 
 def test_log_mel_shape_and_silence_floor():

@@ -72,8 +72,12 @@ def full_report(
     seed: int,
     device: torch.device | str,
     plots_dir: Path | None,
+    run_name: str | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` reports about one split, plus PNG plots when ``plots_dir`` is given.
+
+    The plots' titles name ``run_name`` and ``split``; accuracy plots draw chance level (``1 / classes``).
 
     Returns:
         ``{"metrics": {...}, "per_modality": {m: {score: v}}, "missing": {m: {score: v}},
@@ -98,15 +102,20 @@ def full_report(
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
         fused = report["metrics"].get(name, 0.0)
-        plot_bars({"fused": fused, **single}, plots_dir / "per_modality.png", "each modality alone", name)
+        where = {"run_name": run_name, "split": split}
+        chance = 1 / len(report["confusion_matrix"]) if task == "classification" else None
+        single_bars = {"fused": fused, **single}
+        plot_bars(single_bars, plots_dir / "per_modality.png", "each modality alone", name, **where, chance=chance)
         plot_bars(
             {"all": fused, **{f"without {m}": v for m, v in missing.items()}},
             plots_dir / "missing.png",
             "one modality removed",
             name,
+            **where,
+            chance=chance,
         )
-        plot_noise_curves(list(noise_levels), curves, plots_dir / "noise.png", ylabel=name)
+        plot_noise_curves(list(noise_levels), curves, plots_dir / "noise.png", name, **where, chance=chance)
         if task == "classification":
             names = list(class_names) if class_names else [str(i) for i in range(len(report["confusion_matrix"]))]
-            plot_confusion_matrix(cm, names, plots_dir / "confusion_matrix.png")
+            plot_confusion_matrix(cm, names, plots_dir / "confusion_matrix.png", **where)
     return report

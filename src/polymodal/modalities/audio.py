@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
+import warnings
 from math import gcd
 from pathlib import Path
 from typing import Literal
@@ -21,6 +23,11 @@ from polymodal.registry import ComponentConfig
 
 # Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
 LOG_FLOOR = 1e-6
+# Sample rates outside this range (telephone speech is 8 kHz, studio audio at most 384 kHz) mean a broken header.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384_000
+# A data chunk size of 0xFFFFFFFF is the placeholder that streaming writers (e.g. ffmpeg to a pipe) leave: read to EOF.
+_STREAMED_SIZE = 0xFFFFFFFF
 
 
 class AudioConfig(ComponentConfig):
@@ -122,6 +129,46 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def check_sample_rate(sample_rate: int, source: str | Path) -> None:
+    """Raises a DataError naming ``source`` unless ``sample_rate`` is in [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise DataError(
+            f"{source}: sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (broken header?)"
+        )
+
+
+def _check_not_truncated(path: Path) -> None:
+    """Raises a DataError when a RIFF WAV's data chunk header promises more bytes than the file holds.
+
+    Both readers silently return the samples that are there, so a cut-off download would otherwise train as a shorter
+    clip. Files that are not plain RIFF/RIFX WAVs (RF64, other formats) are left to the readers.
+    """
+    size_on_disk = path.stat().st_size
+    with path.open("rb") as f:
+        riff = f.read(12)
+        if len(riff) < 12 or riff[:4] not in (b"RIFF", b"RIFX") or riff[8:] != b"WAVE":
+            return
+        order = "<" if riff[:4] == b"RIFF" else ">"
+        block_align = 1
+        while len(header := f.read(8)) == 8:
+            chunk_id, size = struct.unpack(f"{order}4sI", header)
+            if chunk_id == b"fmt ":
+                body = f.read(size)
+                if len(body) >= 14:
+                    block_align = max(1, struct.unpack(f"{order}H", body[12:14])[0])
+                f.seek(size % 2, 1)
+            elif chunk_id == b"data":
+                available = size_on_disk - f.tell()
+                if size != _STREAMED_SIZE and size > available:
+                    raise DataError(
+                        f"{path}: truncated WAV (the header promises {size // block_align} frames, "
+                        f"the file holds {available // block_align})"
+                    )
+                return
+            else:
+                f.seek(size + size % 2, 1)  # chunks are padded to an even size
+
+
 def _to_unit_float(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.uint8:  # 8-bit WAV is unsigned with 128 as silence
         return (data.astype(np.float32) - 128.0) / 128.0
@@ -135,7 +182,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Reads a WAV file as mono float32 in [-1, 1].
 
     Integer formats are scaled by their range, several channels are averaged, and float samples are clipped to
-    [-1, 1]. ``scipy.io.wavfile`` is tried first, then ``soundfile`` for formats scipy cannot read.
+    [-1, 1]. ``scipy.io.wavfile`` is tried first, then ``soundfile`` for formats scipy cannot read. Scipy's warnings
+    about harmless oddities (unknown chunks, a RIFF size past the end) are silenced; the problems that matter are
+    checked here and raised.
 
     Args:
         path: the WAV file.
@@ -144,13 +193,17 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         ``(wave, sample_rate)`` with ``wave`` of shape (T,).
 
     Raises:
-        DataError: one line naming ``path`` when the file is missing, not a WAV, corrupt, empty or has NaN samples.
+        DataError: one line naming ``path`` when the file is missing, not a WAV, corrupt, truncated, empty, has NaN or
+            inf samples, or a sample rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE].
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    _check_not_truncated(path)
     try:
-        sample_rate, data = wavfile.read(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            sample_rate, data = wavfile.read(path)
     except Exception as scipy_err:  # scipy raises ValueError, EOFError or struct.error on bad headers
         try:
             data, sample_rate = soundfile.read(path, dtype="float32", always_2d=False)
@@ -163,6 +216,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         data = _to_unit_float(data)
     else:
         raise DataError(f"{path}: unexpected sample array of shape {data.shape}")
+    check_sample_rate(int(sample_rate), path)
     if data.size == 0:
         raise DataError(f"{path}: contains no samples")
     if not np.isfinite(data).all():
@@ -212,6 +266,7 @@ class AudioAdapter:
         wave = np.asarray(wave)
         if wave.ndim != 1 or wave.size == 0:
             raise DataError(f"waveform: expected a non-empty 1-D array, got shape {wave.shape}")
+        check_sample_rate(sample_rate, "waveform")
         wave = resample(wave, sample_rate, self.cfg.sample_rate)
         return self.fit_frames(log_mel(torch.from_numpy(wave), self.cfg))
 
