@@ -99,10 +99,12 @@ def _recording(name: str) -> np.ndarray:
     edges = mel_to_hz(np.linspace(hz_to_mel(settings["f_min"]), hz_to_mel(settings["f_max"]), bands + 2))
     phases = np.random.default_rng(r).uniform(0, 2 * np.pi, bands)
     wave = (envelope * np.sin(2 * np.pi * np.outer(t, edges[1:-1]) / rate + phases)).sum(axis=1)
-    return (wave / np.abs(wave).max() * 16000).astype(np.int16)
+    return (wave / np.abs(wave).max() * 16000).astype(np.int16)  # peak at half the int16 range
 
 
-def write_fsdd(folder: Path, digits: range = range(10), speakers=FSDD_SPEAKERS, takes: range = range(2)) -> Path:
+def write_fsdd(
+    folder: Path, digits: range = range(10), speakers: tuple[str, ...] = FSDD_SPEAKERS, takes: range = range(2)
+) -> Path:
     """Writes an FSDD-style folder: ``{digit}_{speaker}_{take}.wav``, 8 kHz mono int16, for every combination."""
     folder.mkdir(parents=True, exist_ok=True)
     rate = _asset()["audio"]["sample_rate"]
