@@ -348,6 +348,7 @@ def test_open_clip_space_wiring_with_a_stand_in_package(tmp_path, images, monkey
     assert_close(image.norm(dim=-1), torch.ones(2))
 
 
+@pytest.mark.e2e
 def test_bridge_links_two_pretrained_spaces_over_a_manifest(clip_dir, clap_dir, digit_manifest, tmp_path, capsys):
     # Ex-MCR between a tiny HF CLIP (base, image-text) and a tiny CLAP (leaf, audio-text): both embed the manifest's
     # raw files and strings with their own preprocessing; only the projector trains.

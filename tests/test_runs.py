@@ -49,6 +49,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory, digit_manifest_writer: Ca
     return train_in(root, *TRAIN, *FAST)
 
 
+@pytest.mark.e2e
 def test_run_directory(user_run: Path):
     root = user_run.parent
     config = yaml.safe_load((user_run / "config.yaml").read_text(encoding="utf-8"))
@@ -88,6 +89,7 @@ def test_run_directory(user_run: Path):
             assert image.width > 100 and image.height > 100
 
 
+@pytest.mark.e2e
 def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the run's folder: config.yaml holds absolute paths
     assert main(["eval", str(user_run), "--data", str(user_run.parent / "other.csv")]) == 0
@@ -102,6 +104,7 @@ def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypa
     assert val["metrics"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
 
 
+@pytest.mark.e2e
 def test_eval_on_a_manifest_without_the_run_columns(user_run: Path, tmp_path: Path, capsys):
     other = tmp_path / "wrong.csv"
     other.write_text("id,picture,label\n1,a.png,3\n", encoding="utf-8")
@@ -110,6 +113,7 @@ def test_eval_on_a_manifest_without_the_run_columns(user_run: Path, tmp_path: Pa
     assert "wrong.csv" in line and "'image'" in line and "not found" in line
 
 
+@pytest.mark.e2e
 def test_embed_images_audio_and_text(user_run: Path, tmp_path: Path, capsys):
     digits = np.zeros((28, 28), dtype=np.uint8)
     digits[6:22, 12:16] = 255
@@ -132,6 +136,7 @@ def test_embed_images_audio_and_text(user_run: Path, tmp_path: Path, capsys):
     assert not np.allclose(text[0], text[1])
 
 
+@pytest.mark.e2e
 def test_embed_a_modality_the_run_lacks(user_run: Path, tmp_path: Path, capsys):
     out = tmp_path / "e.npy"
     assert main(["embed", str(user_run), "--modality", "features", "x.npy", "--out", str(out)]) == 2

@@ -1,8 +1,9 @@
-"""A MoMo run end to end on a few real MNIST digits: run directory, representation metrics and `embed`."""
+"""A MoMo run end to end on a few MNIST digits: run directory, representation metrics and `embed`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +15,16 @@ from polymodal.config import load_config
 from polymodal.data.digit_captions import VAL_SIZE
 from polymodal.runs import evaluate_saved_run, train_run
 
-# The shared data folder sits beside the repository (as in CI).
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-MNIST = SHARED_DATA / "mnist" / "mnist.npz"
 ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 1}]"
 
 
 @pytest.mark.parametrize("shared", ["true", "false"])  # false: the FLAVA-like dual model (towers + fusion stack)
-def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_path: Path, shared: str):
-    with np.load(MNIST) as full:  # a small copy: 16 training, VAL_SIZE validation and 16 test digits
-        arrays = {k: full[k][: VAL_SIZE + 16] if "train" in k else full[k][:16] for k in full.files}
-    np.savez(tmp_path / "mnist.npz", **arrays)
+def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(
+    tmp_path: Path, mnist_writer: Callable[..., Path], shared: str
+):
+    mnist = mnist_writer(tmp_path / "mnist.npz", train=VAL_SIZE + 16, test=16)  # 16 training, VAL_SIZE validation
     overrides = [
-        f"data.root={tmp_path / 'mnist.npz'}",
+        f"data.root={mnist}",
         "data.eval_batch_size=512",
         f"model.options={{shared: {shared}, dim: 16, depth: 1, heads: 2, projection_dim: 8, max_text_length: 32}}",
         ONE_STAGE,
@@ -45,7 +42,8 @@ def test_momo_run_reports_representation_metrics_and_embeds_both_modalities(tmp_
     assert evaluate_saved_run(tmp_path / "run")["representation"] == pytest.approx(metrics["representation"])
     assert set(evaluate_saved_run(tmp_path / "run", split="val")["representation"]) == set(metrics["representation"])
 
-    Image.fromarray(arrays["x_test"][0]).save(tmp_path / "digit.png")
+    with np.load(mnist) as arrays:
+        Image.fromarray(arrays["x_test"][0]).save(tmp_path / "digit.png")
     for modality, inputs in (("text", ["le chiffre sept", "seven"]), ("image", [str(tmp_path / "digit.png")])):
         out = tmp_path / f"{modality}.npy"
         assert main(["embed", str(tmp_path / "run"), "--modality", modality, *inputs, "--out", str(out)]) == 0

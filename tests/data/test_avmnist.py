@@ -1,9 +1,9 @@
-"""AV-MNIST builder and dataset on a tiny build from a few real MNIST images and FSDD recordings."""
+"""AV-MNIST builder and dataset on a tiny build from a few MNIST images and FSDD recordings of the packaged digits."""
 
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +16,15 @@ from polymodal.data.avmnist import AVMNIST, build_avmnist, degrade_images, fit_p
 from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError, DataError
 
-# The shared data folder sits beside the repository (as in CI).
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-MNIST = SHARED_DATA / "mnist" / "mnist.npz"
-FSDD = SHARED_DATA / "fsdd" / "recordings"
-
 
 @pytest.fixture(scope="module")
-def tiny_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_build(
+    tmp_path_factory: pytest.TempPathFactory, mnist_writer: Callable[..., Path], fsdd_writer: Callable[..., Path]
+) -> Path:
     """30 train + 10 val images and 10 test images, two speakers' recordings (george for train, yweweler test)."""
     root = tmp_path_factory.mktemp("avmnist")
-    with np.load(MNIST) as archive:
-        x_train, y_train = archive["x_train"][:40], archive["y_train"][:40]
-        x_test, y_test = archive["x_test"][:10], archive["y_test"][:10]
-    np.savez(root / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    (root / "fsdd").mkdir()
-    for digit in range(10):
-        for speaker in ("george", "yweweler"):
-            for take in (0, 1):
-                name = f"{digit}_{speaker}_{take}.wav"
-                shutil.copy(FSDD / name, root / "fsdd" / name)
+    mnist_writer(root / "mnist.npz", train=40, test=10)
+    fsdd_writer(root / "fsdd", speakers=("george", "yweweler"), takes=range(2))
     build_avmnist(root / "mnist.npz", root / "fsdd", root / "out", components=20, val_size=10, progress=False)
     return root
 
@@ -105,12 +93,14 @@ def test_spectrogram_size_and_scale():
     assert int(tone[:, 50].argmax()) == 28  # 1000 Hz is bin 1000 / (8000 / 222) = 27.75
 
 
-def test_cli_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    code = main(["data", "build", "avmnist", "--mnist", str(tmp_path / "no.npz"), "--fsdd", str(FSDD), "--out", "x"])
+def test_cli_missing_input_is_one_line(tiny_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    fsdd = str(tiny_build / "fsdd")
+    code = main(["data", "build", "avmnist", "--mnist", str(tmp_path / "no.npz"), "--fsdd", fsdd, "--out", "x"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no.npz: file not found" in err[0]
 
 
+@pytest.mark.e2e
 def test_mla_recipe_trains_end_to_end_with_laziness_plot(tiny_build: Path, tmp_path: Path):
     out = tmp_path / "run"
     argv = ["train", "avmnist-mla", f"data.root={tiny_build / 'out'}", "trainer.epochs=2", "trainer.progress=false"]

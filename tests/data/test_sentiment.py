@@ -1,5 +1,6 @@
 """Sentiment sources: MMSA/MulT pickles only with consent and via a safe cache, the MOSI npz and transcripts."""
 
+import csv
 import json
 import os
 import pickle
@@ -20,10 +21,7 @@ from polymodal.data.sentiment import (
 from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError, DataError
 
-# The shared data folder sits beside the repository (as in CI).
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-MOSI = SHARED_DATA / "mosi"
+REAL_MOSI = "real CMU-MOSI"
 
 
 def _mmsa_split(n: int, rng: np.random.Generator) -> dict:
@@ -121,24 +119,67 @@ def test_mmsa_source_through_config(tmp_path):
         build_data(DataConfig(name="mmsa", root=str(path)), seed=0, progress=False)
 
 
-def test_mosi_word_aligned_and_video_folds():
-    dataset, videos = load_mosi_word_aligned(MOSI)
-    assert len(dataset) == 229 and len(set(videos)) == 10
+def _word_aligned(path: Path, videos: int, per_video: int) -> Path:
+    """A tiny npz in the layout of ``misa/dev_word_aligned.npz``: words with FACET and COVAREP steps per segment."""
+    rng = np.random.default_rng(0)
+    n = videos * per_video
+    offsets = np.concatenate([[0], np.cumsum(1 + np.arange(n) % 3)])
+    np.savez(
+        path,
+        segment_id=np.array([f"video{i // per_video}[{i % per_video}]" for i in range(n)]),
+        label=np.linspace(-3, 3, n).astype(np.float32),
+        lengths=np.diff(offsets),
+        offsets=offsets,
+        visual=rng.standard_normal((offsets[-1], 47)).astype(np.float32),
+        acoustic=rng.standard_normal((offsets[-1], 74)).astype(np.float32),
+        words=np.array([f"w{j}" for j in range(offsets[-1])]),
+    )
+    return path
+
+
+def _check_word_aligned_and_video_folds(path: Path, size: int, videos: int, folds: int) -> None:
+    dataset, video_ids = load_mosi_word_aligned(path)
+    assert len(dataset) == size and len(set(video_ids)) == videos
     sample = dataset[0]
     assert sample["inputs"]["vision"].shape[1] == 47 and sample["inputs"]["acoustic"].shape[1] == 74
     assert sample["inputs"]["text"].dtype == torch.long
     seen = []
-    for fold in range(5):
-        train, val, test = video_folds(videos, 5, fold)
-        groups = [{videos[i] for i in part} for part in (train, val, test)]
+    for fold in range(folds):
+        train, val, test = video_folds(video_ids, folds, fold)
+        groups = [{video_ids[i] for i in part} for part in (train, val, test)]
         assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
-        assert len(train) + len(val) + len(test) == 229
+        assert len(train) + len(val) + len(test) == size
         seen += test
-    assert sorted(seen) == list(range(229))  # every utterance is tested exactly once
+    assert sorted(seen) == list(range(size))  # every utterance is tested exactly once
 
 
-def test_mosi_transcripts_official_split():
-    splits = load_mosi_transcripts(MOSI)
+def test_mosi_word_aligned_and_video_folds(tmp_path):
+    _check_word_aligned_and_video_folds(_word_aligned(tmp_path / "aligned.npz", 4, 3), 12, 4, 3)
+
+
+def test_real_mosi_word_aligned_and_video_folds(shared_file):
+    _check_word_aligned_and_video_folds(shared_file("mosi/misa/dev_word_aligned.npz", REAL_MOSI), 229, 10, 5)
+
+
+def test_mosi_transcripts_split_by_the_split_column(tmp_path):
+    path = tmp_path / "labels_splits.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["segment_id", "label", "split", "text"])
+        for i, split in enumerate(["train", "test", "train", "valid", "train", "test"]):
+            writer.writerow([f"video_{i}", str(i / 2 - 1), split, f"utterance {i}" if i else ""])  # one empty
+    splits = load_mosi_transcripts(tmp_path)
+    assert [splits[s].ids for s in ("train", "valid", "test")] == [
+        ["video_0", "video_2", "video_4"],
+        ["video_3"],
+        ["video_1", "video_5"],
+    ]
+    assert splits["test"].modalities == ["text"]
+    assert splits["train"][1]["target"].item() == pytest.approx(0.0)
+
+
+def test_real_mosi_transcripts_official_split(shared_file):
+    splits = load_mosi_transcripts(shared_file("mosi/labels_splits.csv", REAL_MOSI))
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [1284, 229, 686]
     assert splits["test"].modalities == ["text"]
 

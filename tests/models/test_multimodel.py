@@ -7,8 +7,6 @@ from polymodal.models import ARCHITECTURES
 from polymodal.models.blocks import AttentionBlock, SeparableConvBlock
 from polymodal.models.multimodel import MultiModel
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def _model(**kwargs) -> MultiModel:
     options = {"use_moe": True, "use_attention": True, **kwargs}

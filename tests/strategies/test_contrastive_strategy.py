@@ -51,8 +51,9 @@ def test_contrastive_step_is_infonce_over_complete_pairs_only():
     torch.testing.assert_close(loss, expected)
 
 
+@pytest.mark.e2e
 def test_contrastive_run_learns_image_text_retrieval_and_embeds_into_its_space(
-    tmp_path: Path, digit_manifest, monkeypatch, one_thread
+    tmp_path: Path, digit_manifest, monkeypatch
 ):
     digit_manifest("train.csv", rows=200, columns=("image", "text"))
     digit_manifest("test.csv", rows=60, offset=200, columns=("image", "text"))

@@ -1,9 +1,7 @@
 """The multitask strategy (MultiModel): per-task substeps, learning on two tasks, per-task evaluation and a run."""
 
 import json
-from pathlib import Path
 
-import pytest
 import torch
 
 from polymodal.config import load_config
@@ -14,13 +12,7 @@ from polymodal.runs import evaluate_saved_run, train_run
 from polymodal.strategies import STRATEGIES
 from polymodal.strategies.multitask import MultitaskStrategy
 
-# The shared data folder sits beside the repository (as in CI).
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 MNIST, PARSE = [t.name for t in TASKS].index("mnist"), [t.name for t in TASKS].index("parse")
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _target(task: int, output: list[int]) -> torch.Tensor:
@@ -80,7 +72,7 @@ def test_both_tasks_learn_and_predictions_are_packed_like_targets():
 
 def test_a_single_task_run_writes_per_task_metrics_and_the_expert_plot_and_evaluates_again(tmp_path):
     overrides = [
-        f"data.root={SHARED_DATA}",
+        f"data.root={tmp_path}",  # text tasks only: nothing is read from the data folder
         "data.tasks=[parse]",
         "data.max_train_samples=64",
         "model.options.dim=16",
@@ -113,7 +105,7 @@ def test_round_robin_sampling_gives_the_trainer_single_task_batches(tmp_path, mo
 
     monkeypatch.setattr(MultitaskStrategy, "substeps", spy)
     overrides = [
-        f"data.root={SHARED_DATA}",
+        f"data.root={tmp_path}",  # text tasks only
         "data.tasks=[parse, translate]",
         "data.max_train_samples=48",
         "data.batch_size=8",

@@ -11,7 +11,6 @@ stalling the suite.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from polymodal.train.log import read_log
+
+pytestmark = pytest.mark.e2e
 
 # Tiny encoders and inputs shared by every run here, so each takes seconds.
 TINY = [
@@ -45,9 +46,8 @@ OVERRIDES = [
     *TINY,
     "eval.noise_levels=[0.0, 1.0]",
 ]
-# One intra-op thread only for speed on a shared 2-core machine; exact equality holds with the default too, as
-# long as every run of a comparison uses the same thread count.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# Exact equality needs every run of a comparison to use the same thread count: all inherit the session's
+# OMP_NUM_THREADS (one thread unless set, see conftest.py).
 TOTAL_STEPS = 24  # 384 / 32 = 12 steps per epoch, 2 epochs
 COMPARED = ("val", "test", "per_modality", "missing", "noise", "confusion_matrix", "steps", "epochs", "params")
 
@@ -75,7 +75,7 @@ def command(out: Path, resume: bool = False, recipe: list[str] | None = None) ->
 
 
 def run_to_end(out: Path, resume: bool = False, recipe: list[str] | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run(command(out, resume, recipe), capture_output=True, text=True, timeout=300, env=ENV)
+    done = subprocess.run(command(out, resume, recipe), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -87,7 +87,7 @@ def newest_step(out: Path) -> int:
 
 def run_and_kill(out: Path, at_step: int, resume: bool = False, recipe: list[str] | None = None) -> None:
     """Starts a run and SIGKILLs it as soon as a checkpoint of step ``at_step`` or later exists."""
-    process = subprocess.Popen(command(out, resume, recipe), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    process = subprocess.Popen(command(out, resume, recipe), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while newest_step(out) < at_step and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
