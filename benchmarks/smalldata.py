@@ -69,6 +69,8 @@ VARIANTS: dict[str, list[str]] = {
     "no-unimodal-loss": ["strategy.unimodal_weight=0"],
     "mla": ["strategy={name: alternating, projection: false}"],
     "dropout": ["strategy.modality_dropout=0.3"],
+    "weight-3": ["strategy.unimodal_weight=3.0"],
+    "mlp-head": ["model.head={name: mlp, hidden: 128}"],
 }
 
 
@@ -215,7 +217,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "`unimodal-<m>` trains the recipe's encoder for that modality alone with the same preprocessing, "
         "augmentation and budget (its `fused` column is its accuracy).",
         "",
-        f"Variants: `default` is `manifest-joint` as shipped; the others are it plus: "
+        "Variants: `default` is `manifest-joint` as shipped; the others are it plus: "
         + "; ".join(f"`{k}`: {' '.join(v)}" for k, v in VARIANTS.items() if k != "default"),
         "",
     ]

@@ -113,6 +113,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from polymodal.runs import predict, write_predictions
+
+    rows = predict(Path(args.run_dir), args.data)
+    write_predictions(rows, Path(args.out))
+    counts: dict[str, int] = {}
+    for row in rows:
+        for m in row["present"]:
+            counts[m] = counts.get(m, 0) + 1
+    present = ", ".join(f"{m} {n}/{len(rows)}" for m, n in counts.items())
+    print(f"wrote {args.out}: {len(rows)} predictions (inputs present: {present})")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from polymodal.runs import embed_inputs
 
@@ -219,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--data", help="a CSV manifest with the same columns as the run's training data")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict with a trained run for every row of a CSV manifest (no target needed)")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True, help="a CSV manifest with the run's input columns (any may be missing)")
+    p.add_argument("--out", required=True, help="output CSV: id, prediction, p_<class>..., present")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("embed", help="embed inputs of one modality with a trained run's encoder")
     p.add_argument("run_dir")

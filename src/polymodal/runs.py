@@ -7,6 +7,7 @@ This glue is the only place that knows every part at once: it builds data, model
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -22,11 +23,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
 from polymodal.data.augment import AugmentedCollate
-from polymodal.data.collate import Collate
+from polymodal.data.collate import Collate, move_to
 from polymodal.data.fitting import describe_preprocessing
-from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
+from polymodal.data.manifest import ManifestDataset
+from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings
 from polymodal.data.vocab import adapter_kind, check_modality
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 from polymodal.eval.diagnosis import laziness_remedy, laziness_report
 from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
 from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
@@ -288,16 +290,12 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         from polymodal.bridging import evaluate_bridge
 
         return evaluate_bridge(run_dir, split)
+    modalities = list(info["modalities"])
+    absent: list[str] = []
     if data:
-        columns = info.get("columns")
-        if not columns:
-            raise ConfigError(
-                f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map"
-            )
-        dataset = manifest_split(
-            data, config.data, info["class_names"], {c: m for m, c in columns.items()}, config.trainer.progress
-        )
-        check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, "the run's training data")
+        dataset = run_manifest(config, info, data, labeled=True)
+        absent = [m for m, c in dataset.columns.items() if c in dataset.absent]
+        modalities = [m for m in modalities if m not in absent]
         name = str(data)
         bundle = None
     else:
@@ -316,7 +314,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         strategy.predict,
         loader,
         info["task"],
-        info["modalities"],
+        modalities,
         info["class_names"],
         config.eval.noise_levels,
         config.eval.seed,
@@ -326,7 +324,96 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
     if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(strategy.embed, strategy.match, train_loader, loader, device)
+    if absent:
+        report["missing_inputs"] = absent
     return {"data": name, "examples": len(dataset), "metrics": report.pop("metrics"), **report}
+
+
+def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labeled: bool) -> Any:
+    """A new CSV manifest decoded for a trained run: its columns, adapter settings and classes.
+
+    A column of the run that the file lacks, or leaves empty everywhere, is an input missing for every row (said on
+    stderr); without ``labeled`` the target column is not needed.
+    """
+    columns = info.get("columns")
+    if not columns:
+        raise ConfigError(f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map")
+    shapes = {m: tuple(s) for m, s in info["shapes"].items()}
+    dataset = ManifestDataset(
+        data,
+        target=config.data.target,
+        modalities={c: m for m, c in columns.items()},
+        task=info["task"],
+        class_names=info["class_names"],
+        image=config.data.image,
+        audio=config.data.audio,
+        text=config.data.text,
+        features=config.data.features,
+        show_progress=config.trainer.progress,
+        shapes=shapes,
+        labeled=labeled,
+    )
+    if len(dataset.absent) == len(columns):
+        wanted = ", ".join(map(repr, columns.values()))
+        raise DataError(f"{data}: none of the run's input columns ({wanted}) found with a value")
+    check_same_shapes(dataset, shapes, "the run's training data")
+    for column in dataset.absent:
+        modality = next(m for m, c in columns.items() if c == column)
+        print(
+            f"polymodal: note: {data}: no values in column {column!r} ({modality}): treated as missing", file=sys.stderr
+        )
+    return dataset
+
+
+def predict(run_dir: str | Path, data: str | Path, batch_size: int = 256) -> list[dict[str, Any]]:
+    """Predictions of a trained run for every row of a CSV manifest; no target column is needed.
+
+    Columns of the run that the file lacks or leaves empty are missing inputs, as empty cells are.
+
+    Returns:
+        One dict per row, in file order: ``id`` (the id column, else the row number), ``prediction`` (class name,
+        or value for regression), ``probabilities`` (class name -> probability; classification only) and
+        ``present`` (the inputs the row had).
+    """
+    config, info, strategy = load_run(Path(run_dir))
+    if config.spaces is not None:
+        raise ConfigError(f"{run_dir}: a bridge run embeds and retrieves; it has no predictions (use embed/retrieve)")
+    dataset = run_manifest(config, info, data, labeled=False)
+    shapes = {m: tuple(s) for m, s in info["shapes"].items()}
+    collate = Collate(shapes, {m: getattr(torch, d) for m, d in info["dtypes"].items()})
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    device = resolve_device(config.trainer.device)
+    strategy.model.to(device).eval()
+    classes = info["class_names"]
+    rows: list[dict[str, Any]] = []
+    with torch.no_grad():
+        for batch in loader:
+            outputs = strategy.predict(move_to(batch, device)).float().cpu()
+            present = {m: batch["present"][m] for m in info["modalities"] if m in batch["present"]}
+            for i, index in enumerate(batch["index"].tolist()):
+                row: dict[str, Any] = {"id": dataset.ids[index]}
+                if info["task"] == "classification":
+                    probs = torch.softmax(outputs[i], dim=-1)
+                    row["prediction"] = classes[int(probs.argmax())]
+                    row["probabilities"] = {c: float(p) for c, p in zip(classes, probs, strict=True)}
+                else:
+                    row["prediction"] = float(outputs[i].reshape(-1)[0])
+                row["present"] = [m for m, p in present.items() if bool(p[i])]
+                rows.append(row)
+    return rows
+
+
+def write_predictions(rows: list[dict[str, Any]], out: str | Path) -> None:
+    """Writes :func:`predict`'s rows as CSV atomically: id, prediction, one ``p_<class>`` column per class,
+    present (inputs joined by ``;``)."""
+    classes = list(rows[0].get("probabilities", {})) if rows else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "prediction", *(f"p_{c}" for c in classes), "present"])
+    for row in rows:
+        probs = [f"{row['probabilities'][c]:.6f}" for c in classes]
+        writer.writerow([row["id"], row["prediction"], *probs, ";".join(row["present"])])
+    atomic_write_text(Path(out), buffer.getvalue())
 
 
 def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> tuple[int, int]:

@@ -202,12 +202,71 @@ def test_unknown_modality_name(tmp_path: Path):
         ManifestDataset(path, target="label", modalities={"caption": "video"}, show_progress=False)
 
 
-def test_two_columns_for_one_modality(tmp_path: Path):
-    path = write_csv(tmp_path / "m.csv", ["title", "caption", "label"], [["a", "b", "c"]])
-    with pytest.raises(ConfigError, match=r"m\.csv: columns 'title' and 'caption' are both text; one column per"):
+def test_several_columns_of_one_kind_are_separate_inputs(tmp_path: Path, files: Path):
+    rows = [["files/a.png", "files/b.PNG", "a", "b", "x"], ["files/b.PNG", "", "c", "", "y"]]
+    path = write_csv(tmp_path / "m.csv", ["front", "side", "title", "caption", "label"], rows)
+    dataset = ManifestDataset(path, target="label", show_progress=False)
+    assert dataset.modalities == ("image:front", "image:side", "text:title", "text:caption")
+    assert dataset.columns == {
+        "image:front": "front",
+        "image:side": "side",
+        "text:title": "title",
+        "text:caption": "caption",
+    }
+    assert dataset.shapes["image:side"] == (1, 28, 28) and dataset.dtypes["text:title"] == torch.long
+    batch = Collate(dataset.shapes, dataset.dtypes)([dataset[0], dataset[1]])
+    assert batch["present"]["image:side"].tolist() == [True, False] and "text:caption" in batch["lengths"]
+    # Declared: the same naming; a lone column of a kind keeps the kind's name.
+    declared = ManifestDataset(
+        path, target="label", modalities={"front": "image", "title": "text"}, show_progress=False
+    )
+    assert declared.modalities == ("image", "text")
+
+
+def test_columns_missing_at_inference_are_absent_inputs(tmp_path: Path, files: Path):
+    train = write_csv(tmp_path / "train.csv", ["photo", "clip", "label"], [["files/a.png", "files/a.wav", "x"]])
+    trained = ManifestDataset(train, target="label", show_progress=False)
+    mapping = {c: m for m, c in trained.columns.items()}
+    # No clip column at all, and no label column: scored as missing, predicted without targets.
+    other = write_csv(tmp_path / "other.csv", ["id", "photo"], [["r1", "files/b.PNG"], ["r2", ""]])
+    dataset = ManifestDataset(
+        other,
+        target="label",
+        modalities=mapping,
+        class_names=["x"],
+        shapes=trained.shapes,
+        labeled=False,
+        show_progress=False,
+    )
+    assert dataset.absent == ["clip"] and dataset.modalities == ("image", "audio") and not dataset.labeled
+    assert dataset.shapes == trained.shapes and dataset.ids == ["r1", "r2"]
+    batch = Collate(dataset.shapes, dataset.dtypes)([dataset[0], dataset[1]])
+    assert batch["present"]["audio"].tolist() == [False, False] and batch["present"]["image"].tolist() == [True, False]
+    assert batch["inputs"]["audio"].shape == (2, *trained.shapes["audio"])
+    # Scoring still needs the target, and says how to predict instead.
+    with pytest.raises(ConfigError, match=r"other\.csv: target column 'label' not found .*polymodal predict"):
+        ManifestDataset(other, target="label", modalities=mapping, shapes=trained.shapes, show_progress=False)
+
+
+def test_every_bad_cell_is_reported_at_once(tmp_path: Path, files: Path):
+    rows = [["files/a.png", "0"], ["files/gone.png", "1"], ["files/a.wav", "0"], ["files/b.PNG", "1"]]
+    path = write_csv(tmp_path / "m.csv", ["photo", "label"], rows)
+    with pytest.raises(DataError) as err:
+        ManifestDataset(path, target="label", modalities={"photo": "image"}, show_progress=False)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{path}: 2 bad cells (fix them, or empty them to mark missing):"
+    assert lines[1].startswith("  row 2, column 'photo': file not found") and "row 3, column 'photo'" in lines[2]
+
+
+def test_long_text_cells_and_oversized_fields(tmp_path: Path, monkeypatch):
+    long = "word " * 40_000  # 200 KB, over the csv module's default 128 KiB field limit
+    path = write_csv(tmp_path / "m.csv", ["note", "label"], [["short", "a"], [long, "b"]])
+    dataset = ManifestDataset(path, target="label", show_progress=False)
+    assert dataset.modalities == ("text",) and len(dataset) == 2
+    # Past the limit that remains, the error names the row.
+    monkeypatch.setattr("polymodal.data.manifest.MAX_FIELD_BYTES", 1000)
+    with pytest.raises(DataError, match=r"m\.csv: row 2: malformed CSV: field larger than field limit"):
         ManifestDataset(path, target="label", show_progress=False)
-    with pytest.raises(ConfigError, match=r"m\.csv: columns 'title' and 'caption' are both text"):
-        ManifestDataset(path, target="label", modalities={"title": "text", "caption": "text"}, show_progress=False)
 
 
 def test_mixed_column(tmp_path: Path, files: Path):

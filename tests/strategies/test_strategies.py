@@ -1,7 +1,9 @@
 """Each strategy learns on a tiny two-modality task, and honours its contract."""
 
+import pytest
 import torch
 
+from polymodal.errors import ConfigError
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
 
@@ -41,6 +43,46 @@ def test_joint_learns(toy_batch):
     strategy, first, accuracy = _train(toy_batch, "joint", modality_dropout=0.3)
     assert float(strategy.step(toy_batch())["loss"].detach()) < first
     assert accuracy >= 0.9
+
+
+def _alone_accuracy(strategy, batch, modality: str) -> float:
+    only = {m: (p if m == modality else torch.zeros_like(p)) for m, p in batch["present"].items()}
+    with torch.no_grad():
+        outputs = strategy.predict({**batch, "present": only})
+    return float((outputs.argmax(-1) == batch["target"]).float().mean())
+
+
+def test_joint_unimodal_losses_score_each_modality_alone(toy_batch):
+    test = toy_batch(n=256, seed=3)
+    taught, first, accuracy = _train(toy_batch, "joint", unimodal_weight=1.0)
+    assert accuracy >= 0.9
+    assert _alone_accuracy(taught, test, "image") >= 0.75 and _alone_accuracy(taught, test, "features") >= 0.9
+    batch = toy_batch()
+    losses = taught.step(batch)
+    assert set(losses) == {"loss", "fused_loss", "features_loss", "image_loss"}
+    assert float(losses["loss"].detach()) < first
+    # The total is the fused loss plus the weight times the mean of the per-modality losses, each computed as
+    # "that modality alone" is evaluated (the other marked absent).
+    taught.model.eval()
+    with torch.no_grad():
+        parts = taught.step(batch)
+        image = taught.loss(
+            taught.predict(
+                {**batch, "present": {**batch["present"], "features": torch.zeros_like(batch["present"]["features"])}}
+            ),
+            batch["target"],
+        )
+    torch.testing.assert_close(parts["image_loss"], image)
+    torch.testing.assert_close(parts["loss"], parts["fused_loss"] + (parts["image_loss"] + parts["features_loss"]) / 2)
+
+
+def test_unimodal_losses_need_the_multimodal_architecture():
+    class Opaque(torch.nn.Linear):
+        pass
+
+    spec = STRATEGIES.validate({"name": "joint", "unimodal_weight": 1.0}, "s")
+    with pytest.raises(ConfigError, match="strategy.unimodal_weight: needs the multimodal architecture"):
+        STRATEGIES.build(spec, model=Opaque(2, 2), task="classification")
 
 
 def test_unimodal_learns_and_ignores_other_modalities(toy_batch):

@@ -204,7 +204,8 @@ class ManifestDataset(torch.utils.data.Dataset):
         header, rows = read_manifest(self.path)
         self.labeled = labeled and target in header
         if labeled and target not in header:
-            raise ConfigError(f"{source}: target column {target!r} not found (columns: {', '.join(header)})")
+            hint = "; to predict without labels use `polymodal predict`" if shapes is not None else ""
+            raise ConfigError(f"{source}: target column {target!r} not found (columns: {', '.join(header)}){hint}")
         if shapes is not None and modalities is None:
             raise ConfigError(f"{source}: the column mapping is needed with shapes")
         # With the training data's shapes (scoring or predicting with a trained run), a declared column that the
@@ -390,7 +391,7 @@ class ManifestDataset(torch.utils.data.Dataset):
             shown = "\n  ".join(bad[:MAX_REPORTED])
             more = f"\n  ... and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
             raise DataError(
-                f"{source}: {len(bad)} bad cells (fix them or empty them to mark missing):\n  {shown}{more}"
+                f"{source}: {len(bad)} bad cells (fix them, or empty them to mark missing):\n  {shown}{more}"
             )
 
     @staticmethod
