@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pytest
 from tqdm import tqdm
@@ -30,12 +31,22 @@ def test_plain_lines_say_where_a_loop_is(capsys, monkeypatch):
 
 
 def test_plain_lines_are_rate_limited_and_a_stage_line_resets_the_clock(capsys, monkeypatch):
-    monkeypatch.setattr(progress_module, "PLAIN_INTERVAL", 3600.0)
+    now = [1000.0]
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(progress_module, "PLAIN_INTERVAL", 10.0)
     monkeypatch.setattr(progress_module, "_last_line", 0.0)
-    say("reading data: avdigits")
-    for _ in progress(range(1000), desc="epoch 1/3", unit="batch"):
-        pass
-    assert capsys.readouterr().err == "reading data: avdigits\n"  # the loop ended within the interval: no line
+    bar = progress(None, desc="epoch 1/3", total=100, unit="batch")
+    printed = []
+    for at in (5, 11, 15, 22, "say", 30, 36):
+        if at == "say":
+            say("a stage line")
+            continue
+        now[0] = 1000.0 + at
+        bar.update()
+        printed.append(capsys.readouterr().err.split("  ")[1:2])
+    assert capsys.readouterr().err == ""
+    # Nothing in the loop's first 10 s; then at most a line every 10 s, counted from the stage line too.
+    assert printed == [[], ["2/100 batches (2%)"], [], ["4/100 batches (4%)"], [], ["6/100 batches (6%)"]]
 
 
 def test_quiet_prints_nothing(capsys, monkeypatch):

@@ -2,9 +2,9 @@
 
 On a terminal a loop draws a live tqdm bar. With stderr redirected (nohup, SLURM, CI) a bar would be silent or fill
 the log with carriage-return frames, so a loop prints plain lines instead, at most one every ``PLAIN_INTERVAL``
-seconds: a stage or summary line (``say``) resets that clock, so loops that finish quickly print nothing of their
-own and the line that follows them (an epoch summary, a stage) reports them. Only the main process of a run prints
-(the caller passes ``enabled``).
+seconds and none in its first ``PLAIN_INTERVAL`` seconds: loops that finish quickly print nothing of their own, and
+the line that follows them (an epoch summary, a stage) reports them. Stage lines (``say``) share that clock. Only
+the main process of a run prints (the caller passes ``enabled``).
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ class PlainProgress:
             self.update()
 
     def update(self, n: int = 1) -> None:
-        """Counts ``n`` more items done; prints a line if none was printed for ``PLAIN_INTERVAL`` seconds."""
+        """Counts ``n`` more items done; prints a line once the loop has run ``PLAIN_INTERVAL`` seconds since it
+        started or since the last line."""
         self.n += n
-        if time.monotonic() - _last_line >= PLAIN_INTERVAL:
+        if time.monotonic() - max(_last_line, self.start) >= PLAIN_INTERVAL:
             print(self.line(), file=sys.stderr, flush=True)
             _stamp()
 
