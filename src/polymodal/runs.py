@@ -177,7 +177,7 @@ def read_data(config: RunConfig, show: bool) -> DataBundle:
     return bundle
 
 
-def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+def provenance() -> dict[str, Any]:
     """What produced a run, for ``metrics.json``: versions, the git commit of a checkout, and the command line.
 
     ``git_commit`` is there only when the package runs from a git checkout (not from an installed copy).
@@ -193,7 +193,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
     commit = git_commit(Path(__file__).resolve().parent)
     if commit:
         record["git_commit"] = commit
-    record["command"] = list(sys.argv if argv is None else argv)
+    record["command"] = list(sys.argv)
     return record
 
 
