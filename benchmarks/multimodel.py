@@ -225,8 +225,9 @@ def _put(rows: list[dict], new: list[dict]) -> list[dict]:
 
 def _train_tasks(run_dir: Path) -> torch.Tensor:
     """Task id of every training example of a finished run, in dataset order, read back from its data."""
-    from polymodal.config import read_yaml, validate_config
+    from polymodal.config import validate_config
     from polymodal.data.sources import build_data
+    from polymodal.recipe_files import read_yaml
 
     config = validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir))
     return build_data(config.data, config.trainer.seed, False).train.tasks

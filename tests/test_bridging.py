@@ -38,6 +38,8 @@ def test_bridge_run_writes_one_directory_and_keeps_the_base_space(bridge_run: Pa
     assert (bridge_run / "spaces" / "leaf" / "metrics.json").is_file()
     metrics = json.loads((bridge_run / "metrics.json").read_text())
     assert metrics["method"] == "exmcr" and metrics["base_unchanged"] is True
+    best = json.loads((bridge_run / "checkpoints" / "best.json").read_text())
+    assert metrics["selected"] == {"epoch": best["epoch"], "step": best["step"]}
     assert metrics["base_after"] == metrics["base_before"]
     for key in ("image_to_audio_r1", "audio_to_image_r1", "image_to_audio_map", "audio_to_image_r10"):
         assert 0.0 <= metrics["test"][key] <= 1.0
@@ -103,10 +105,14 @@ def test_resume_after_the_spaces_reuses_them_and_gives_the_same_bridge(bridge_ru
 
 def test_eval_of_a_bridge_run_recomputes_its_test_retrieval(bridge_run: Path, capsys):
     capsys.readouterr()
-    assert main(["eval", str(bridge_run)]) == 0
+    assert main(["eval", str(bridge_run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     saved = json.loads((bridge_run / "metrics.json").read_text())["test"]
-    assert result["examples"] == 200 and result["metrics"] == pytest.approx(saved)
+    assert result["examples"] == 200 and result["test"] == pytest.approx(saved)
+    assert main(["eval", str(bridge_run)]) == 0  # the summary: every retrieval score, one a line
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["test: 200 examples", "test:"]
+    assert lines[2:] == [f"  {k}: {v:.4f}" for k, v in result["test"].items()]
 
 
 def test_cmcr_baseline_reuses_the_spaces_and_moves_the_base_space(bridge_run: Path, tmp_path: Path):

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from scipy.io import wavfile
 
+import polymodal
 from polymodal.cli import main
+from polymodal.config import load_config
 
 TRAIN = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
 QUIET = "trainer.progress=false"  # no progress bars, so stderr holds only the error line
@@ -240,6 +243,8 @@ def finished_run(tmp_path: Path, small_data: Callable[..., Path], capsys: pytest
 def test_resume_refuses_finished_and_foreign_runs(capsys, finished_run):
     args = [*TRAIN, *FAST, "model.encoders={text: {name: transformer, dim: 16, depth: 1, heads: 2}}"]
     before = snapshot(finished_run)
+    # The README's example on a finished run: the error says what to do instead.
+    fails_cleanly(capsys, ["train", "--resume", "--out", "RUN"], "RUN", "already finished", "`polymodal eval RUN`")
     fails_cleanly(capsys, [*args, "--out", "RUN", "--resume"], "RUN", "already finished", "metrics.json")
     assert snapshot(finished_run) == before
 
@@ -252,6 +257,82 @@ def test_resume_refuses_finished_and_foreign_runs(capsys, finished_run):
     # Not resuming: an existing run directory is never overwritten.
     fails_cleanly(capsys, [*args, "--out", "RUN"], "RUN", "already exists")
     assert snapshot(finished_run) == before
+
+
+def test_resume_from_the_run_directory_alone(capsys, finished_run, monkeypatch):
+    (finished_run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    before = snapshot(finished_run)
+    # Overrides that change the saved config are refused by name, with both values.
+    fails_cleanly(
+        capsys,
+        ["train", "--resume", "--out", "RUN", "trainer.seed=5", "trainer.epochs=2", "data.batch_size=64"],
+        "RUN",
+        "trainer.epochs=2 (the run has 1); trainer.seed=5 (the run has 0);",  # batch_size=64 is the run's own
+        "resume with `polymodal train --resume --out RUN` alone",
+    )
+    assert snapshot(finished_run) == before
+    monkeypatch.setattr("polymodal.progress.PLAIN_INTERVAL", 3600.0)  # stage and epoch lines only
+    # How it reports progress is not part of a run's config: a quiet run may be resumed with progress.
+    assert main(["train", "--resume", "--out", "RUN", "trainer.progress=true"]) == 0
+    captured = capsys.readouterr()
+    assert "run directory: RUN" in captured.out and (finished_run / "metrics.json").is_file()
+    lines = captured.err.splitlines()
+    assert lines[0].startswith("reading data: manifest (train.csv, test.csv)")
+    assert lines[1].startswith("data: 18 train, 2 val, 10 test samples (text) in ")
+    assert lines[2].startswith("resuming from ckpt-") and lines[3].startswith("training: 1 epochs of ")
+    assert lines[4].startswith("evaluating the selected weights (epoch 1, step ")  # the epoch was already done
+    assert len(lines) == 5
+
+
+def test_a_torch_free_command_line(tmp_path):
+    """Commands that train nothing answer without importing torch (seconds saved on each)."""
+    (tmp_path / "broken.yaml").write_text("data: [oops\n", encoding="utf-8")
+    code = (
+        "import sys\nfrom polymodal.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'pydantic'}))"
+    )
+    answers = {
+        "recipes": "avdigits-joint ",
+        "--version": f"polymodal {polymodal.__version__}",
+        "--help": "usage: polymodal",
+        "train --bogus": "unrecognized arguments: --bogus",
+        "train avdigits-jiont": "did you mean 'avdigits-joint'?",
+        "train broken.yaml": "broken.yaml: line 2, column 1: invalid YAML",
+        "train avdigits-joint trainer.epochs": "expected key.path=value",
+    }
+    for argv, answer in answers.items():
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv.split()], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert done.stdout.splitlines()[-1] == "[]", (argv, done.stdout, done.stderr)
+        assert answer in done.stdout + done.stderr and "Traceback" not in done.stderr, argv
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"polymodal {polymodal.__version__}\n"
+
+
+def test_config_prints_the_resolved_config_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "avdigits-joint", "trainer.epochs=7", "data.root=."]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = load_config("avdigits-joint", ["trainer.epochs=7", f"data.root={tmp_path}"])
+    assert printed == expected.model_dump(mode="json")  # every default filled in, data paths absolute
+    assert list(tmp_path.iterdir()) == []
+    fails_cleanly(capsys, ["config", "avdigits-joint", "trainer.lr=1"], "trainer.lr", "trainer.optimizer.lr")
+
+
+def test_unknown_recipe_suggests_the_closest(capsys, tmp_path):
+    fails_cleanly(capsys, ["train", "avdigits-jiont", "--out", str(tmp_path / "RUN")], "did you mean 'avdigits-joint'?")
+
+
+def test_tensorboard_without_the_package(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    argv = ["train", "avdigits-joint", "trainer.log_to=[csv, tensorboard]", QUIET, "--out", str(tmp_path / "RUN")]
+    fails_cleanly(capsys, argv, "trainer.log_to", "pip install 'polymodal[tensorboard]'")
+    assert not (tmp_path / "RUN").exists()
 
 
 @pytest.mark.parametrize(
@@ -320,7 +401,7 @@ def test_overrides_may_follow_options(monkeypatch):
 
     def fake_train(recipe, overrides, out, resume):
         seen.update(recipe=recipe, overrides=overrides, out=out)
-        return {"test": {"r1": 1.0}, "params": 1, "train_seconds": 0.0}
+        return {"test": {"r1": 1.0}, "params": 1, "train_seconds": 0.0, "device": "cpu"}
 
     monkeypatch.setattr("polymodal.cli._train", fake_train)
     assert main(["train", "avdigits-joint", "trainer.seed=1", "--out", "X", "trainer.epochs=2"]) == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,13 +18,15 @@ from torch.utils.data import Subset
 import polymodal.data.sources
 import polymodal.runs
 from polymodal.cli import main
-from polymodal.config import bundled_recipes, load_config, recipe_summary
+from polymodal.config import load_config
 from polymodal.data.avdigits import AVDigits
 from polymodal.errors import TrainingError
+from polymodal.recipe_files import bundled_recipes, recipe_summary
 
 TRAIN = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
 FAST = ["trainer.epochs=2", "trainer.progress=false"]
 METRIC_KEYS = {"task", "strategy", "seed", "params", "train_seconds", "val", "test", "per_modality", "missing"}
+RECORD_KEYS = {"selected", "versions", "git_commit", "command"}  # what produced the run, and which weights
 
 
 def train_in(folder: Path, *argv: str) -> Path:
@@ -64,7 +68,13 @@ def test_run_directory(user_run: Path):
     assert info["columns"] == {"image": "image", "audio": "audio", "text": "text"}
 
     metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
-    assert METRIC_KEYS <= set(metrics)
+    assert METRIC_KEYS | RECORD_KEYS <= set(metrics)
+    best = json.loads((user_run / "checkpoints" / "best.json").read_text(encoding="utf-8"))
+    assert metrics["selected"] == {"epoch": best["epoch"], "step": best["step"]} and best["epoch"] in (1, 2)
+    assert set(metrics["versions"]) == {"polymodal", "python", "torch", "numpy"}
+    assert metrics["command"] == sys.argv  # run in-process here: the test runner's command line
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(polymodal.runs.__file__).parent, capture_output=True)
+    assert metrics["git_commit"] == head.stdout.decode().strip()  # the tests run from a checkout
     assert (metrics["task"], metrics["strategy"], metrics["seed"]) == ("classification", "joint", 0)
     assert metrics["params"] > 0 and metrics["train_seconds"] > 0 and metrics["epochs"] == 2
     for split in ("val", "test"):
@@ -92,16 +102,35 @@ def test_run_directory(user_run: Path):
 @pytest.mark.e2e
 def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the run's folder: config.yaml holds absolute paths
-    assert main(["eval", str(user_run), "--data", str(user_run.parent / "other.csv")]) == 0
+    assert main(["eval", str(user_run), "--data", str(user_run.parent / "other.csv"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["data"] == str(user_run.parent / "other.csv") and result["examples"] == 10
-    assert set(result["metrics"]) == {"accuracy", "macro_f1"}
+    assert set(result["test"]) == {"accuracy", "macro_f1"}  # a new manifest is scored as a test split
     assert set(result["per_modality"]) == {"image", "audio", "text"}
 
-    assert main(["eval", str(user_run), "--split", "val"]) == 0
+    assert main(["eval", str(user_run), "--split", "val", "--json"]) == 0
     val = json.loads(capsys.readouterr().out)
     metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
-    assert val["metrics"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+    assert val["val"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+    assert "test" not in val and "metrics" not in val
+
+
+def test_eval_prints_a_summary_with_the_confusion_matrix(user_run: Path, capsys):
+    assert main(["eval", str(user_run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) - {"data", "examples"} <= set(json.loads((user_run / "metrics.json").read_text()))
+    assert main(["eval", str(user_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    test, matrix = result["test"], result["confusion_matrix"]
+    assert lines[:3] == [
+        "test: 20 examples",
+        f"test accuracy (all modalities): {test['accuracy']:.4f}",
+        f"  image alone: {result['per_modality']['image']['accuracy']:.4f}",
+    ]
+    table = lines[lines.index("confusion matrix (rows: true class, columns: predicted):") + 1 :]
+    assert table[0].split() == [str(d) for d in range(10)]  # the class names as column heads
+    assert [row.split() for row in table[1:]] == [[str(d), *map(str, row)] for d, row in enumerate(matrix)]
+    assert len({len(row) for row in table}) == 1  # aligned
 
 
 @pytest.mark.e2e
@@ -247,3 +276,10 @@ def test_recipes_command_lists_each_with_its_summary(capsys):
     for line, name in zip(lines, sorted(recipes), strict=True):
         summary = recipe_summary(recipes[name])
         assert summary and line.split()[0] == name and line.endswith(summary)
+
+
+def test_git_commit_only_where_git_tracks_the_package(tmp_path: Path):
+    (tmp_path / "__init__.py").write_text("", encoding="utf-8")
+    assert polymodal.runs.git_commit(tmp_path) is None  # not in a repository
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert polymodal.runs.git_commit(tmp_path) is None  # e.g. an installed copy inside a user's repository

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset, default_collate
 
-from polymodal.config import RunConfig, apply_overrides, dump_config, read_yaml, resolve_recipe_path, validate_config
-from polymodal.data.sources import DataBundle, build_data
+from polymodal.config import RunConfig, dump_config, validate_config
+from polymodal.data.sources import DataBundle
 from polymodal.data.splits import part_indices, subset_indices
 from polymodal.errors import ConfigError
 from polymodal.eval.index import EmbeddingIndex
@@ -38,7 +38,9 @@ from polymodal.eval.metrics import cross_modal_retrieval
 from polymodal.eval.plots import plot_training_curves
 from polymodal.fileio import atomic_write_text
 from polymodal.models import build_model
-from polymodal.runs import check_resumable, load_run, train_run
+from polymodal.progress import say
+from polymodal.recipe_files import apply_overrides, read_yaml, resolve_recipe_path
+from polymodal.runs import check_resumable, load_run, provenance, read_data, train_run
 from polymodal.spaces import (
     BASE,
     LEAF,
@@ -118,7 +120,7 @@ def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, 
     sub_configs = {side: space_config(config, side) for side in SIDES}
     device = resolve_device(config.trainer.device)
     seed_everything(config.trainer.seed, config.trainer.deterministic)
-    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
+    bundle = read_data(config, config.trainer.progress)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -140,6 +142,7 @@ def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfi
         elif sub_configs[side] is not None:
             folder = out / "spaces" / side
             if not (folder / "metrics.json").is_file():
+                say(f"bridge: training the {side} space ({source.recipe}) in {folder}", config.trainer.progress)
                 train_run(sub_configs[side], folder, resume=(folder / "checkpoints").is_dir())
             folders[side] = folder
         else:
@@ -224,16 +227,19 @@ def _bridge(
     resume: bool,
 ) -> dict[str, Any]:
     spaces_cfg = config.spaces
+    show = config.trainer.progress
     started = time.perf_counter()
     folders = _space_folders(config, out, sub_configs)
     spaces = {side: _load_source(config, side, folders[side], device) for side in SIDES}
     _check_spaces(spaces, spaces_cfg.overlap, bundle)
     eval_batch = config.data.eval_batch_size
+    say(f"bridge: embedding test ({len(bundle.test)} samples) in both spaces (retrieval before bridging)", show)
     # The base space's own retrieval before bridging, on the test split.
     base_before = embed_split(spaces[BASE], spaces[BASE].modalities, bundle.test, bundle, eval_batch)
     leaf_before = embed_split(spaces[LEAF], spaces[LEAF].modalities, bundle.test, bundle, eval_batch)
 
     rotate = spaces_cfg.queries == "all"
+    say(f"bridge: memory banks and pseudo-pairs through {spaces_cfg.overlap} from train and val", show)
     pairs = {}
     banks_info = {}
     for name, split in (("train", bundle.train), ("val", bundle.val)):
@@ -258,6 +264,7 @@ def _bridge(
     # Seeded here, so the projector starts alike whether the spaces were trained in this process, resumed or given.
     seed_everything(config.trainer.seed, config.trainer.deterministic)
     model = build_model(config.model, {side: (w,) for side, w in widths.items()}, 1)
+    say(f"bridge: training the {config.model.name} projector on {len(pairs['train'])} pseudo-pairs", show)
     strategy = STRATEGIES.build(config.strategy, model=model, task="bridge")
     val_loader = DataLoader(pairs["val"], batch_size=config.data.batch_size, collate_fn=default_collate)
     trainer = Trainer(
@@ -271,8 +278,9 @@ def _bridge(
     summary = trainer.fit(
         pairs["train"], resume=resume and bool(CheckpointManager(out / "checkpoints").step_checkpoints())
     )
-    trainer.load_best()
+    selected = trainer.load_best()
     model.eval()
+    say(f"bridge: scoring retrieval of the unified space (epoch {selected['epoch']}) on test", show)
     unified = UnifiedSpace(spaces[BASE], spaces[LEAF], model)
     after = embed_split(unified, unified.modalities, bundle.test, bundle, eval_batch)
     base_after = {m: after[m] for m in spaces[BASE].modalities}
@@ -291,6 +299,7 @@ def _bridge(
         "epochs": summary["epochs"],
         "train_examples": len(pairs["train"]),
         "device": str(trainer.device),
+        "selected": selected,
         "banks": banks_info,
         "spaces": info["spaces"],
         "val": {"loss": summary["best"]},
@@ -299,6 +308,7 @@ def _bridge(
         "base_after": _retrieval(base_after),
         "base_unchanged": all(torch.equal(base_before[m][0], base_after[m][0]) for m in base_before),
         "leaf_before": _retrieval(leaf_before),
+        **provenance(),
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
@@ -316,10 +326,11 @@ def evaluate_bridge(run_dir: Path, split: str = "test") -> dict[str, Any]:
     """Cross-modal retrieval of a finished bridge run's unified space on one split of its data (``polymodal eval``)."""
     config, _, _ = load_run(run_dir)
     unified = load_unified_space(run_dir)
-    bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
+    bundle = read_data(config, config.trainer.progress)
     dataset = bundle.test if split == "test" else bundle.val
+    say(f"evaluating {run_dir}'s unified space on {split} ({len(dataset)} samples)", config.trainer.progress)
     embedded = embed_split(unified, unified.modalities, dataset, bundle, config.data.eval_batch_size)
-    return {"data": split, "examples": len(dataset), "metrics": _retrieval(embedded)}
+    return {"data": split, "examples": len(dataset), split: _retrieval(embedded)}
 
 
 def load_unified_space(run_dir: Path, device: torch.device | str = "cpu") -> UnifiedSpace:

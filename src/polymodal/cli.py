@@ -1,6 +1,8 @@
 """The ``polymodal`` command line: parses arguments, loads and validates recipes, calls library functions.
 
 Known errors (bad input, bad config) are printed as one line and exit with status 2; no training logic lives here.
+Library modules are imported inside the commands that need them, so that ``--help``, ``--version``, ``recipes``,
+usage errors and errors in a recipe file answer without importing torch.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from polymodal import __version__
 from polymodal.errors import PolymodalError
 
 DEMO_RECIPE = "avdigits-joint"
+# A confusion matrix with more classes than this is left to ``eval --json``.
+MAX_TABLE_CLASSES = 20
 
 
 def _default_out(recipe: str) -> Path:
@@ -30,15 +35,30 @@ def _absolute_data_paths(config: object) -> None:
             setattr(data, key, str(Path(value).expanduser().resolve()))
 
 
-def _train(recipe: str, overrides: list[str], out: str | None, resume: bool) -> dict:
-    from polymodal.config import load_config
+def _load_config(recipe: str, overrides: list[str]) -> object:
+    from polymodal.recipe_files import read_recipe
+
+    raw, source = read_recipe(recipe, overrides)  # a missing file or bad YAML fails before torch is imported
+    from polymodal.config import validate_config
+
+    return validate_config(raw, source)
+
+
+def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bool) -> dict:
+    if resume and not out:
+        raise PolymodalError("--resume needs --out RUN_DIR (the run to continue)")
+    if recipe is None and not resume:
+        raise PolymodalError("train: give a RECIPE (see `polymodal recipes`), or --resume --out RUN_DIR")
+    if recipe:
+        config = _load_config(recipe, overrides)
+    else:  # --resume alone reads the run's own config.yaml
+        from polymodal.runs import saved_config
+
+        config = saved_config(Path(out), overrides)
+    _absolute_data_paths(config)
     from polymodal.runs import train_run
     from polymodal.train.distributed import current_world
 
-    config = load_config(recipe, overrides)
-    _absolute_data_paths(config)
-    if resume and not out:
-        raise PolymodalError("--resume needs --out RUN_DIR (the run to continue)")
     if current_world().active and not out:
         # A default name holds the time, which could differ between ranks.
         raise PolymodalError("under torchrun, give --out RUN_DIR (every rank must name the same run directory)")
@@ -49,21 +69,37 @@ def _train(recipe: str, overrides: list[str], out: str | None, resume: bool) -> 
     return metrics
 
 
-def _summary(metrics: dict) -> str:
-    test = metrics["test"]
-    if "accuracy" not in test and "mae" not in test:  # a strategy with its own metrics (contrastive, multitask)
-        scores = "\n".join(f"  {k}: {v:.4f}" for k, v in test.items() if isinstance(v, float))
-        return f"test:\n{scores}\nparams: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s"
-    name = "accuracy" if "accuracy" in test else "mae"
-    lines = [
-        f"test {name} (all modalities): {test[name]:.4f}",
-        *(f"  {m} alone: {v[name]:.4f}" for m, v in metrics["per_modality"].items()),
-        *(f"  without {m}: {v[name]:.4f}" for m, v in metrics["missing"].items()),
-        f"params: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s   device: {metrics['device']}",
+def _scores(doc: dict, split: str) -> list[str]:
+    """A split's scores in a metrics document (``metrics.json``, or ``eval``'s): fused, each modality alone, without
+    each; or every number of a strategy that reports its own metrics (contrastive, multitask, bridge)."""
+    scores = doc[split]
+    name = next((n for n in ("accuracy", "mae") if n in scores), None)
+    if name is None:
+        return [f"{split}:", *(f"  {k}: {v:.4f}" for k, v in scores.items() if isinstance(v, float))]
+    return [
+        f"{split} {name} (all modalities): {scores[name]:.4f}",
+        *(f"  {m} alone: {v[name]:.4f}" for m, v in doc.get("per_modality", {}).items()),
+        *(f"  without {m}: {v[name]:.4f}" for m, v in doc.get("missing", {}).items()),
     ]
-    findings = metrics.get("diagnosis", {}).get("findings", [])
-    lines += [f"warning: {line}" for line in findings]
-    return "\n".join(lines)
+
+
+def _confusion_table(matrix: list[list[int]], class_names: list[str] | None) -> list[str]:
+    """A small aligned table, rows the true classes and columns the predicted ones."""
+    if len(matrix) > MAX_TABLE_CLASSES:
+        return [f"confusion matrix: {len(matrix)} classes (see --json)"]
+    names = class_names or [str(i) for i in range(len(matrix))]
+    width = max(len(str(x)) for x in [*names, *(c for row in matrix for c in row)])
+    return [
+        "confusion matrix (rows: true class, columns: predicted):",
+        " " * width + "  " + " ".join(f"{n:>{width}}" for n in names),
+        *(f"{n:>{width}}  " + " ".join(f"{c:>{width}}" for c in row) for n, row in zip(names, matrix, strict=True)),
+    ]
+
+
+def _summary(metrics: dict) -> str:
+    footer = f"params: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s"
+    findings = [f"warning: {line}" for line in metrics.get("diagnosis", {}).get("findings", [])]
+    return "\n".join([*_scores(metrics, "test"), f"{footer}   device: {metrics['device']}", *findings])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -73,20 +109,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    recipe, overrides = args.recipe, args.overrides
+    if recipe and "=" in recipe and not Path(recipe).exists():  # `train --resume --out RUN key=value`: no recipe
+        recipe, overrides = None, [recipe, *overrides]
+    if args.trust_pickle:
+        overrides = [*overrides, "data.trust_pickle=true"]
+    metrics = _train(recipe, overrides, args.out, args.resume)
     from polymodal.train.distributed import current_world
 
-    overrides = [*args.overrides, "data.trust_pickle=true"] if args.trust_pickle else args.overrides
-    metrics = _train(args.recipe, overrides, args.out, args.resume)
     if current_world().is_main:  # under torchrun, one summary
         print(_summary(metrics))
     return 0
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
+    config = _load_config(args.recipe, args.overrides)
     from polymodal.bridging import bridge_run
-    from polymodal.config import load_config
 
-    config = load_config(args.recipe, args.overrides)
     _absolute_data_paths(config)
     for side in ("base", "leaf"):
         source = getattr(config.spaces, side) if config.spaces else None
@@ -109,7 +148,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from polymodal.runs import evaluate_saved_run
 
     result = evaluate_saved_run(Path(args.run_dir), split=args.split, data=args.data)
-    print(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    split = "val" if "val" in result else "test"
+    lines = [f"{result['data']}: {result['examples']} examples", *_scores(result, split)]
+    if "confusion_matrix" in result:
+        info = json.loads((Path(args.run_dir) / "run.json").read_text(encoding="utf-8"))
+        lines += _confusion_table(result["confusion_matrix"], info.get("class_names"))
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from polymodal.config import dump_config
+
+    config = _load_config(args.recipe, args.overrides)
+    _absolute_data_paths(config)
+    print(dump_config(config), end="")
     return 0
 
 
@@ -177,7 +233,7 @@ def cmd_bench_overhead(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from polymodal.config import bundled_recipes, recipe_summary
+    from polymodal.recipe_files import bundled_recipes, recipe_summary
 
     recipes = bundled_recipes()
     width = max(len(n) for n in recipes)
@@ -201,6 +257,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polymodal", description="Multimodal representation learning in PyTorch.")
+    parser.add_argument("--version", action="version", version=f"polymodal {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help=f"train and evaluate the bundled recipe {DEMO_RECIPE} on the embedded data")
@@ -208,10 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a recipe: polymodal train RECIPE [key.path=value ...]")
-    p.add_argument("recipe", help="bundled recipe name (see `polymodal recipes`) or a YAML path")
+    p.add_argument(
+        "recipe", nargs="?", help="bundled recipe name (see `polymodal recipes`) or a YAML path; not needed to --resume"
+    )
     p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.epochs=1")
     p.add_argument("--out", help="run directory (default: runs/<recipe>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its latest checkpoint, with the config saved in its config.yaml",
+    )
     p.add_argument(
         "--trust-pickle",
         action="store_true",
@@ -232,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--data", help="a CSV manifest with the same columns as the run's training data")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON (the keys of metrics.json)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with a trained run for every row of a CSV manifest (no target needed)")
@@ -239,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a CSV manifest with the run's input columns (any may be missing)")
     p.add_argument("--out", required=True, help="output CSV: id, prediction, p_<class>..., present")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("config", help="print a recipe's resolved config (what a run's config.yaml holds), no training")
+    p.add_argument("recipe", help="bundled recipe name (see `polymodal recipes`) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.epochs=1")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("embed", help="embed inputs of one modality with a trained run's encoder")
     p.add_argument("run_dir")

@@ -6,9 +6,6 @@ every registered component rejects unknown keys, and errors name the file and th
 
 from __future__ import annotations
 
-import copy
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -23,6 +20,7 @@ from polymodal.modalities.features import FeaturesConfig
 from polymodal.modalities.image import ImageConfig
 from polymodal.modalities.text import TextConfig
 from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+from polymodal.recipe_files import apply_overrides, read_recipe
 from polymodal.registry import format_validation_error
 from polymodal.strategies import STRATEGIES
 
@@ -154,14 +152,28 @@ class TrainerConfig(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     grad_clip: float | None = Field(1.0, gt=0)
+    # Checkpoints are written at every epoch end, every ``checkpoint_every`` steps (0: never by count) and after
+    # ``checkpoint_minutes`` of training without one (0: never by time), so a long first epoch can be resumed too.
     checkpoint_every: int = Field(0, ge=0)
+    checkpoint_minutes: float = Field(10.0, ge=0)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(20, ge=1)
+    # Where the logged values go besides log.csv (always written: plots and resume read it): tensorboard writes
+    # event files in RUN/tensorboard (pip install 'polymodal[tensorboard]').
+    log_to: list[Literal["csv", "tensorboard"]] = ["csv"]
     selection_metric: str = "accuracy"
     deterministic: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    # Stage lines, progress and one line per epoch on stderr (a bar on a terminal, plain lines otherwise).
     progress: bool = True
+
+    @field_validator("log_to")
+    @classmethod
+    def _csv_always(cls, value: list[str]) -> list[str]:
+        if "csv" not in value:
+            raise ValueError("csv is always written (plots and resume read log.csv): e.g. [csv, tensorboard]")
+        return list(dict.fromkeys(value))
 
 
 class EvalConfig(Section):
@@ -233,71 +245,6 @@ class RunConfig(Section):
     spaces: SpacesConfig | None = None
 
 
-def bundled_recipes() -> dict[str, Path]:
-    """Bundled recipe name -> path."""
-    folder = resources.files("polymodal") / "recipes"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def recipe_summary(path: Path) -> str:
-    """The first comment line of a recipe file."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
-
-
-def resolve_recipe_path(recipe: str) -> Path:
-    """A bundled recipe name or a YAML path -> the file."""
-    recipes = bundled_recipes()
-    if recipe in recipes:
-        return recipes[recipe]
-    path = Path(recipe)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{recipe}: recipe file not found")
-        return path
-    raise ConfigError(f"unknown recipe {recipe!r} (bundled: {', '.join(sorted(recipes))}; or give a YAML path)")
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Reads a YAML mapping; a syntax error or a non-mapping is one ConfigError naming the file."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe must be a YAML mapping of sections")
-    return data
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Applies ``key.sub=value`` overrides; values are parsed as YAML scalars or lists."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
-        try:
-            value = yaml.safe_load(raw) if raw else None
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: value is not valid YAML") from None
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {key}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return data
-
-
 def data_config(overrides: list[str]) -> DataConfig:
     """A ``DataConfig`` from ``key.path=value`` overrides of its defaults (for commands that need only data)."""
     try:
@@ -337,9 +284,7 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
 
 def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
     """Loads a bundled recipe or YAML file, applies overrides and validates the result."""
-    path = resolve_recipe_path(recipe)
-    source = f"{path} with overrides" if overrides else str(path)
-    return validate_config(apply_overrides(read_yaml(path), overrides or []), source)
+    return validate_config(*read_recipe(recipe, overrides))
 
 
 def dump_config(config: RunConfig) -> str:

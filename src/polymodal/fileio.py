@@ -1,7 +1,7 @@
 """File helpers shared by every package: atomic writes and checksums.
 
 Anything that must never be half-written (checkpoints, run files, packed shards, indexes) goes through
-``atomic_write_bytes``: a temporary file in the same folder, fsync, then rename.
+``atomic_path``: a temporary file in the same folder, fsync, then rename.
 """
 
 from __future__ import annotations
@@ -9,27 +9,43 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from polymodal.errors import DataError
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` to write; on success it is fsynced and renamed over ``path``.
+
+    The temporary file is created with mode 0666 minus the umask (0644 under umask 022), like any file a program
+    opens for writing, so run files are readable like logs (``tempfile.mkstemp`` would make them 0600). On an error
+    it is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = tmp.stat().st_mode
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        os.chmod(tmp, mode)  # a writer that replaces the file (safetensors does) would leave its own mode
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from polymodal.config import RunConfig, dump_config, read_yaml, validate_config
+from polymodal import __version__
+from polymodal.config import RunConfig, dump_config, validate_config
 from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.fitting import describe_preprocessing
@@ -36,11 +39,13 @@ from polymodal.eval.representation import representation_report
 from polymodal.fileio import atomic_write_bytes, atomic_write_text
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
 from polymodal.models import build_model
+from polymodal.progress import duration, say
+from polymodal.recipe_files import apply_overrides, read_yaml
 from polymodal.strategies import STRATEGIES
 from polymodal.train import Trainer, seed_everything
 from polymodal.train.checkpoint import CheckpointManager
 from polymodal.train.distributed import World, distributed_session
-from polymodal.train.log import wide_rows
+from polymodal.train.log import check_tensorboard, wide_rows
 from polymodal.train.trainer import resolve_device
 
 
@@ -61,17 +66,53 @@ def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoad
     )
 
 
+# What a resumed run may change: how it reports progress, not what it computes.
+RESUME_MAY_CHANGE = ("trainer.progress",)
+
+
 def check_resumable(out: Path, config: RunConfig) -> None:
-    """Raises a ConfigError unless ``out`` is an unfinished run directory of the same config."""
+    """Raises a ConfigError unless ``out`` is an unfinished run directory of the same config.
+
+    Settings that differ from the run's ``config.yaml`` are named with both values (``RESUME_MAY_CHANGE`` aside).
+    """
     if not (out / "config.yaml").is_file():
         raise ConfigError(f"{out}: not a polymodal run directory (no config.yaml), nothing to resume")
     if (out / "metrics.json").is_file():
-        raise ConfigError(f"{out}: run already finished (metrics.json exists); nothing to resume")
-    saved = read_yaml(out / "config.yaml")
+        raise ConfigError(
+            f"{out}: the run already finished (metrics.json exists), nothing to resume; "
+            f"score it again with `polymodal eval {out}`, or train anew with another --out"
+        )
+    saved = validate_config(read_yaml(out / "config.yaml"), str(out / "config.yaml")).model_dump(mode="json")
     mine = config.model_dump(mode="json")
-    if saved != mine:
-        diff = sorted(_diff_keys(saved, mine))
-        raise ConfigError(f"{out}: --resume with a different config than the run's ({', '.join(diff[:5])} differ)")
+    diff = [k for k in sorted(_diff_keys(saved, mine)) if k not in RESUME_MAY_CHANGE]
+    if diff:
+        shown = "; ".join(f"{k}={_at(mine, k)} (the run has {_at(saved, k)})" for k in diff[:3])
+        more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+        raise ConfigError(
+            f"{out}: --resume continues a run with its own config, and this one differs: {shown}{more}; "
+            f"resume with `polymodal train --resume --out {out}` alone"
+        )
+
+
+def saved_config(out: Path, overrides: list[str]) -> RunConfig:
+    """A run directory's own config (its ``config.yaml``) with ``overrides`` applied: ``--resume`` without a recipe."""
+    path = Path(out) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{out}: not a polymodal run directory (no config.yaml), nothing to resume")
+    config = validate_config(apply_overrides(read_yaml(path), overrides), str(path))
+    if config.spaces is not None:
+        raise ConfigError(f"{out}: a bridge run; continue it with `polymodal bridge RECIPE --resume --out {out}`")
+    return config
+
+
+def _at(tree: dict[str, Any], key: str) -> str:
+    """The value at a dotted key of a nested dict, as YAML would show it (``absent`` where there is none)."""
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "absent"
+        node = node[part]
+    return node if isinstance(node, str) else json.dumps(node)
 
 
 def _check_resume(out: Path, config: RunConfig) -> None:
@@ -94,17 +135,16 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 REGRESSION_SELECTION = {"accuracy": "mae", "macro_f1": "mae", "robust_accuracy": "robust_mae"}
 
 
-def _selection_for_task(config: RunConfig, say: bool) -> None:
+def _selection_for_task(config: RunConfig, show: bool) -> None:
     """Replaces a classification selection metric by its regression counterpart on regression data, and says so."""
     metric = config.trainer.selection_metric
     if config.data.task == "regression" and metric in REGRESSION_SELECTION:
         config.trainer.selection_metric = REGRESSION_SELECTION[metric]
-        if say:
-            print(
-                f"polymodal: note: regression data: selecting checkpoints on {config.trainer.selection_metric} "
-                f"instead of {metric}",
-                file=sys.stderr,
-            )
+        say(
+            f"polymodal: note: regression data: selecting checkpoints on {config.trainer.selection_metric} "
+            f"instead of {metric}",
+            show,
+        )
 
 
 def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
@@ -124,13 +164,15 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
             _check_resume(out, config)
         elif out.exists() and any(out.iterdir()):
             raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
+        if "tensorboard" in config.trainer.log_to:
+            check_tensorboard()
         # The same seed on every rank: every rank starts from the same weights.
         seed_everything(config.trainer.seed, config.trainer.deterministic)
-        bundle = build_data(config.data, config.trainer.seed, config.trainer.progress and world.is_main)
+        bundle = read_data(config, config.trainer.progress and world.is_main)
         bundle.preprocessing = fitted or None
         if config.trainer.progress and world.is_main and bundle.columns:
             shapes = {m: bundle.shapes[m] for m in bundle.modalities}
-            print("inputs:\n" + describe_preprocessing(config.data, shapes, fitted), file=sys.stderr, flush=True)
+            say("inputs:\n" + describe_preprocessing(config.data, shapes, fitted), True)
         strategy = build_strategy(config, bundle)
         if config.eval.representation and not hasattr(strategy, "embed"):
             raise ConfigError(f"eval.representation: strategy {config.strategy['name']!r} has no embed/match")
@@ -149,6 +191,57 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
             raise
 
 
+def read_data(config: RunConfig, show: bool) -> DataBundle:
+    """``build_data`` between two stage lines: what is read, then the splits' sizes and the time it took."""
+    files = [Path(getattr(config.data, k)).name for k in ("root", "train", "val", "test") if getattr(config.data, k)]
+    say(f"reading data: {config.data.name}" + (f" ({', '.join(files)})" if files else ""), show)
+    started = time.perf_counter()
+    bundle = build_data(config.data, config.trainer.seed, show)
+    say(
+        f"data: {len(bundle.train)} train, {len(bundle.val)} val, {len(bundle.test)} test samples "
+        f"({', '.join(bundle.modalities)}) in {duration(time.perf_counter() - started)}",
+        show,
+    )
+    return bundle
+
+
+def provenance() -> dict[str, Any]:
+    """What produced a run, for ``metrics.json``: versions, the git commit of a checkout, and the command line.
+
+    ``git_commit`` is there only when the package runs from a git checkout (not from an installed copy).
+    """
+    record: dict[str, Any] = {
+        "versions": {
+            "polymodal": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        }
+    }
+    commit = git_commit(Path(__file__).resolve().parent)
+    if commit:
+        record["git_commit"] = commit
+    record["command"] = list(sys.argv)
+    return record
+
+
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out where ``folder``'s ``__init__.py`` is tracked by git; None anywhere else."""
+    try:
+        # Tracked, not merely inside a repository: an installed copy may sit in a virtual env inside a user's repo.
+        tracked = subprocess.run(
+            ["git", "-C", str(folder), "ls-files", "--error-unmatch", "__init__.py"], capture_output=True, timeout=10
+        )
+        if tracked.returncode != 0:
+            return None
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):  # no git, or git failed
+        return None
+    return head.stdout.strip()
+
+
 def _fit_and_report(
     config: RunConfig, out: Path, bundle: DataBundle, strategy: Any, device: torch.device, resume: bool, world: World
 ) -> dict[str, Any]:
@@ -162,7 +255,13 @@ def _fit_and_report(
         if own is not None:
             return own["metrics"]
         return validation_metrics(
-            strat.predict, val_loader, bundle.task, bundle.modalities, config.eval.per_modality_every_epoch, device
+            strat.predict,
+            val_loader,
+            bundle.task,
+            bundle.modalities,
+            config.eval.per_modality_every_epoch,
+            device,
+            config.trainer.progress,
         )
 
     collate = bundle.collate()
@@ -182,16 +281,22 @@ def _fit_and_report(
     summary = trainer.fit(bundle.train, resume=resume)
     if not world.is_main:
         return world.broadcast(None)  # rank 0 tests the selected weights on the whole test split
-    trainer.load_best()
+    selected = trainer.load_best()
     strategy.model.eval()
     plots = out / "plots"
     test_loader = _loader(bundle.test, bundle, config)
+    show = config.trainer.progress
+    say(
+        f"evaluating the selected weights (epoch {selected['epoch']}, step {selected['step']}) on val "
+        f"({len(bundle.val)} samples) and test ({len(bundle.test)} samples)",
+        show,
+    )
     own_val = strategy.evaluate(val_loader, device)
     if own_val is not None:  # the strategy scores its own outputs (e.g. multitask)
         val = own_val["metrics"]
         report = strategy.evaluate(test_loader, device, plots)
     else:
-        val = evaluate_split(strategy.predict, val_loader, bundle.task, device)
+        val = evaluate_split(strategy.predict, val_loader, bundle.task, device, "val" if show else None)
         report = full_report(
             strategy.predict,
             test_loader,
@@ -203,11 +308,13 @@ def _fit_and_report(
             device,
             plots,
             run_name=out.name,
+            show_progress=show,
         )
     if own_val is None and len(bundle.modalities) > 1:
         remedy = laziness_remedy(config.strategy, config.trainer)
         report["diagnosis"] = laziness_report(bundle.train, bundle.test, report["per_modality"], bundle.task, remedy)
     if config.eval.representation:
+        say("representation: linear probes on frozen features, retrieval and matching on test", show)
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
@@ -231,9 +338,11 @@ def _fit_and_report(
         "epochs": summary["epochs"],
         "train_examples": len(bundle.train),
         "device": str(device),
+        "selected": selected,
         "val": val,
         "test": report.pop("metrics"),
         **report,
+        **provenance(),
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return world.broadcast(metrics)
@@ -282,7 +391,12 @@ def _read_run_info(path: Path) -> dict[str, Any]:
 
 
 def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = None) -> dict[str, Any]:
-    """Scores a run's selected weights on one of its splits or on a new CSV manifest (same columns)."""
+    """Scores a run's selected weights on one of its splits or on a new CSV manifest (same columns).
+
+    Returns:
+        ``{"data": the split or manifest, "examples": N, split: metrics, ...}`` with the keys of ``metrics.json``
+        (a manifest is scored as ``test``).
+    """
     config, info, strategy = load_run(run_dir)
     if config.spaces is not None:  # a bridge run: retrieval in its unified space
         if data:
@@ -292,24 +406,26 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         return evaluate_bridge(run_dir, split)
     modalities = list(info["modalities"])
     absent: list[str] = []
+    show = config.trainer.progress
     if data:
         dataset = run_manifest(config, info, data, labeled=True)
         absent = [m for m, c in dataset.columns.items() if c in dataset.absent]
         modalities = [m for m in modalities if m not in absent]
-        name = str(data)
+        name, key = str(data), "test"
         bundle = None
     else:
-        bundle = build_data(config.data, config.trainer.seed, config.trainer.progress)
+        bundle = read_data(config, show)
         dataset = bundle.test if split == "test" else bundle.val
-        name = split
+        name = key = split
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
     collate = Collate(shapes, {m: getattr(torch, d) for m, d in info["dtypes"].items()})
     loader = DataLoader(dataset, batch_size=config.data.eval_batch_size, collate_fn=collate)
     device = resolve_device(config.trainer.device)
     strategy.model.to(device)
+    say(f"evaluating {run_dir}'s selected weights on {name} ({len(dataset)} samples)", show)
     own = strategy.evaluate(loader, device)
     if own is not None:
-        return {"data": name, "examples": len(dataset), "metrics": own.pop("metrics"), **own}
+        return {"data": name, "examples": len(dataset), key: own.pop("metrics"), **own}
     report = full_report(
         strategy.predict,
         loader,
@@ -320,13 +436,14 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         config.eval.seed,
         device,
         None,
+        show,
     )
     if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(strategy.embed, strategy.match, train_loader, loader, device)
     if absent:
         report["missing_inputs"] = absent
-    return {"data": name, "examples": len(dataset), "metrics": report.pop("metrics"), **report}
+    return {"data": name, "examples": len(dataset), key: report.pop("metrics"), **report}
 
 
 def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labeled: bool) -> Any:
@@ -359,9 +476,7 @@ def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labe
     check_same_shapes(dataset, shapes, "the run's training data")
     for column in dataset.absent:
         modality = next(m for m, c in columns.items() if c == column)
-        print(
-            f"polymodal: note: {data}: no values in column {column!r} ({modality}): treated as missing", file=sys.stderr
-        )
+        say(f"polymodal: note: {data}: no values in column {column!r} ({modality}): treated as missing")
     return dataset
 
 

@@ -206,3 +206,24 @@ def test_noise_curves_are_reproducible_and_start_clean():
 def test_negative_noise_level_is_rejected():
     with pytest.raises(ValueError, match="noise level must be >= 0"):
         add_noise(make_batch(), "image", -0.1, torch.Generator())
+
+
+def test_each_pass_names_itself_in_its_progress(capsys, monkeypatch):
+    monkeypatch.setattr("polymodal.progress.PLAIN_INTERVAL", 0.0)  # a plain line after every batch
+    loader = [make_batch()]
+    score = lambda outputs, targets: float(outputs.sum())  # noqa: E731
+    single_modality_scores(input_sum, loader, ["image", "text"], score, show_progress=True)
+    missing_modality_scores(input_sum, loader, ["audio"], score, show_progress=True)
+    noise_curves(input_sum, loader, ["image", "text"], [0.0, 0.5], score, show_progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("  ")[0] for line in lines] == [
+        "image alone",
+        "text alone",
+        "without audio",
+        "no noise",
+        "noise 0.5 on image",
+        "noise 0.5 on text",
+    ]
+    assert all(line.split("  ")[1] == "1/1 batches (100%)" for line in lines)
+    noise_curves(input_sum, loader, ["image"], [0.0, 0.5], score)
+    assert capsys.readouterr().err == ""  # no progress unless asked

@@ -90,7 +90,7 @@ def test_a_single_task_run_writes_per_task_metrics_and_the_expert_plot_and_evalu
     assert (tmp_path / "run" / "plots" / "expert_utilisation.png").is_file()
     assert metrics["test"] == saved["test"]
     again = evaluate_saved_run(tmp_path / "run")  # `polymodal eval` scores the saved run the same way
-    assert again["metrics"] == saved["test"] and again["tasks"] == saved["tasks"]
+    assert again["test"] == saved["test"] and again["tasks"] == saved["tasks"]
 
 
 def test_round_robin_sampling_gives_the_trainer_single_task_batches(tmp_path, monkeypatch):

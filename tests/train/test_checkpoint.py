@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import ToyDataset
 
+import polymodal.fileio as fileio
 import polymodal.train.checkpoint as checkpoint
 from polymodal.train.checkpoint import CheckpointManager, flatten_optimizer, unflatten_optimizer
 
@@ -35,7 +36,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pyte
         raise OSError("disk full")
 
     if target == "replace":
-        monkeypatch.setattr(checkpoint.os, "replace", fail)
+        monkeypatch.setattr(fileio.os, "replace", fail)
     else:
         monkeypatch.setattr(checkpoint, "save_file", fail)
     with pytest.raises(OSError, match="disk full"):

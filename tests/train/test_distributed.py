@@ -153,7 +153,6 @@ SMALL = [
     "data.target=label",
     "data.batch_size=4",
     "trainer.epochs=1",
-    "trainer.progress=false",
     "trainer.device=cpu",
     "model.encoders={text: {name: transformer, dim: 8, depth: 1, heads: 2}}",
     "model.head={name: mlp, hidden: 16}",
@@ -171,6 +170,9 @@ def test_torchrun_cli_writes_one_run_directory(tmp_path: Path, digit_manifest_wr
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run directory:") == 1
+    # Progress is on (the default): only rank 0 prints its stage and epoch lines.
+    assert done.stderr.count("\ntraining: 1 epochs of 3 steps (18 samples, batches of 4 x 2 processes)") == 1
+    assert done.stderr.count("\nepoch 1/1  train loss ") == 1
     out = tmp_path / "run"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 3  # 18 training rows (2 carved for validation): 9 per rank, in steps of 4, 4, 1

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ToyDataset
+from pydantic import ValidationError
 
-from polymodal.config import OptimizerConfig, SchedulerConfig
-from polymodal.errors import TrainingError
+from polymodal.config import OptimizerConfig, SchedulerConfig, TrainerConfig
+from polymodal.errors import ConfigError, TrainingError
 from polymodal.train.log import read_log, wide_rows
 from polymodal.train.trainer import EpochSampler, build_optimizer, build_scheduler
 
@@ -214,3 +215,101 @@ def test_substeps_get_one_optimizer_update_each(make_trainer) -> None:
     # three updates per batch, and the scheduler advances once per batch (after its three updates)
     assert updates == [0, 0, 0, 1, 1, 1]
     assert trainer.optimizer.state_dict()["state"][0]["step"] == 6
+
+
+def test_progress_prints_a_stage_line_and_one_line_per_epoch(make_trainer, capsys) -> None:
+    trainer = make_trainer(progress=True, epochs=2)
+    trainer.fit(ToyDataset(16))  # 4 steps per epoch: over long before a plain progress line is due
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "training: 2 epochs of 4 steps (16 samples, batches of 4) on cpu"
+    rows = wide_rows(trainer.run_dir / "log.csv")
+    for epoch, line in enumerate(lines[1:], start=1):
+        loss = sum(r["train_loss"] for r in rows if r["epoch"] == epoch and "train_loss" in r) / 4  # log_every=1
+        val = next(r for r in rows if r["epoch"] == epoch and "val_accuracy" in r)
+        assert line.startswith(f"epoch {epoch}/2  train loss {loss:.4g}  val accuracy {val['val_accuracy']:.4g}")
+        assert f"  loss {val['val_loss']:.4g}  " in line and line.endswith(" s")
+    assert len(lines) == 3 and "(best)" in lines[1]  # the first epoch is always the best so far
+
+
+def test_plain_progress_lines_when_due(make_trainer, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("polymodal.progress.PLAIN_INTERVAL", 0.0)  # a plain line after every batch
+    trainer = make_trainer(progress=True, epochs=1)
+    trainer.fit(ToyDataset(8))
+    lines = capsys.readouterr().err.splitlines()
+    losses = [r["train_loss"] for r in wide_rows(trainer.run_dir / "log.csv") if "train_loss" in r]  # log_every=1
+    for step, (line, loss) in enumerate(zip(lines[1:3], losses, strict=True), start=1):
+        parts = line.split("  ")
+        assert parts[:2] == ["epoch 1/1", f"{step}/2 batches ({50 * step}%)"]
+        assert parts[-1] == f"loss {loss:.4f}"  # the running loss
+    assert len(lines) == 4 and lines[-1].startswith("epoch 1/1  train loss ")
+
+
+def test_quiet_run_prints_nothing(make_trainer, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("polymodal.progress.PLAIN_INTERVAL", 0.0)
+    make_trainer(progress=False).fit(ToyDataset(8))
+    assert capsys.readouterr().err == ""
+
+
+def test_checkpoints_by_wall_time_and_resume_from_one(make_trainer) -> None:
+    # checkpoint_minutes this small: due at every log row (every 2 steps), besides the epoch ends (steps 5 and 10).
+    settings = {"epochs": 2, "checkpoint_minutes": 1e-9, "log_every": 2, "keep_checkpoints": 10}
+    data = ToyDataset(20)  # 5 steps per epoch
+    whole = make_trainer(**settings)
+    whole.fit(data)
+    folder = whole.run_dir / "checkpoints"
+    assert [p.stem for p in whole.checkpoints.step_checkpoints()] == [f"ckpt-{s:08d}" for s in (2, 4, 5, 6, 8, 10)]
+    whole_log = (whole.run_dir / "log.csv").read_text()
+    whole_weights = {k: v.clone() for k, v in whole.model.state_dict().items()}
+    for path in folder.iterdir():
+        if path.stem > "ckpt-00000004" and path.stem.startswith("ckpt-"):
+            path.unlink()  # killed in the first epoch, after the time-based checkpoint of step 4
+    resumed = make_trainer(seed=1, **settings)  # another init: the checkpoint must overwrite it
+    resumed.config = whole.config
+    resumed.fit(data, resume=True)
+    assert (resumed.run_dir / "log.csv").read_text() == whole_log
+    for key, value in whole_weights.items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_no_wall_time_checkpoints_when_off(make_trainer) -> None:
+    trainer = make_trainer(epochs=2, checkpoint_minutes=0, log_every=1, keep_checkpoints=10)
+    trainer.fit(ToyDataset(20))
+    assert [p.stem for p in trainer.checkpoints.step_checkpoints()] == ["ckpt-00000005", "ckpt-00000010"]
+
+
+def test_load_best_reports_the_selected_epoch_and_step(make_trainer) -> None:
+    trainer = make_trainer(epochs=4, selection_metric="loss", optimizer={"name": "adamw", "lr": 0.05})
+    trainer.fit(ToyDataset(16))  # 4 steps per epoch
+    selected = trainer.load_best()
+    rows = wide_rows(trainer.run_dir / "log.csv")
+    best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert selected == trainer.selected == {"epoch": best["epoch"], "step": best["step"]}
+    assert selected["step"] == 4 * selected["epoch"]
+
+
+def test_tensorboard_events_hold_the_logged_values(make_trainer) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = make_trainer(epochs=2, log_to=["csv", "tensorboard"])
+    trainer.fit(ToyDataset(8))
+    events = EventAccumulator(str(trainer.run_dir / "tensorboard"))
+    events.Reload()
+    rows = wide_rows(trainer.run_dir / "log.csv")
+    assert {"train/loss", "train/double", "lr", "val/accuracy", "val/loss"} <= set(events.Tags()["scalars"])
+    logged = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+    read = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [s for s, _ in read] == [s for s, _ in logged]
+    assert [v for _, v in read] == pytest.approx([v for _, v in logged], rel=1e-5)
+
+
+def test_tensorboard_without_the_package_is_a_config_error(make_trainer, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    trainer = make_trainer(log_to=["csv", "tensorboard"])
+    with pytest.raises(ConfigError, match=r"trainer.log_to: tensorboard needs the tensorboard package \(pip install"):
+        trainer.fit(ToyDataset(8))
+
+
+def test_log_to_always_keeps_csv() -> None:
+    with pytest.raises(ValidationError, match="csv is always written"):
+        TrainerConfig(log_to=["tensorboard"])

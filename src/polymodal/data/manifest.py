@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from polymodal.data.vocab import adapter_kind, check_modality, is_features, is_sequence, modality_kind
 from polymodal.errors import ConfigError, DataError
@@ -30,6 +29,7 @@ from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
 from polymodal.modalities.image import ImageAdapter, ImageConfig
 from polymodal.modalities.text import TextAdapter, TextConfig
+from polymodal.progress import progress
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav",)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -338,7 +338,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         """Decodes every cell of every input column, checking that feature dimensions agree across rows."""
         folder = self.path.parent
         inputs: dict[str, list[Tensor | None]] = {m: [] for m in self.modalities}
-        bar = tqdm(rows, desc=f"decoding {self.path.name}", unit="row", disable=None if show_progress else True)
+        bar = progress(rows, desc=f"decoding {self.path.name}", unit="row", enabled=show_progress)
         try:
             self._decode_rows(bar, adapters, source, folder, inputs)
         except BaseException:

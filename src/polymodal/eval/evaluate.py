@@ -30,9 +30,11 @@ def task_score(task: str) -> tuple[str, Callable[[Tensor, Tensor], float]]:
     return "mae", lambda o, t: mae(o.reshape(-1), t)
 
 
-def evaluate_split(predict: Predict, loader: Any, task: str, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Main metrics of ``predict`` over a loader."""
-    outputs, targets = collect(predict, loader, device=device)
+def evaluate_split(
+    predict: Predict, loader: Any, task: str, device: torch.device | str = "cpu", desc: str | None = None
+) -> dict[str, float]:
+    """Main metrics of ``predict`` over a loader (``desc``: what the pass is, shown with its progress)."""
+    outputs, targets = collect(predict, loader, device=device, desc=desc)
     return task_metrics(outputs, targets, task)
 
 
@@ -43,6 +45,7 @@ def validation_metrics(
     modalities: Sequence[str],
     per_modality: bool,
     device: torch.device | str = "cpu",
+    show_progress: bool = False,
 ) -> dict[str, float]:
     """Main metrics plus, when ``per_modality``, each modality's score alone (``<modality>_alone_<score>``).
 
@@ -50,13 +53,13 @@ def validation_metrics(
     stays near chance alone while the fused score climbs. Always with them comes ``robust_<score>``, the mean of
     the fused score and every modality's score alone (the fused score when those are not computed): a selection
     metric (``trainer.selection_metric: robust_accuracy``) that does not stop at the first epoch where one easy
-    modality already makes the fused score perfect.
+    modality already makes the fused score perfect. ``show_progress`` shows each pass's progress.
     """
-    metrics = evaluate_split(predict, loader, task, device)
+    metrics = evaluate_split(predict, loader, task, device, "validation" if show_progress else None)
     name, score = task_score(task)
     single = {}
     if per_modality and len(modalities) > 1:
-        single = single_modality_scores(predict, loader, modalities, score, device=device)
+        single = single_modality_scores(predict, loader, modalities, score, device, show_progress)
         metrics.update({f"{m}_alone_{name}": v for m, v in single.items()})
     metrics[f"robust_{name}"] = (metrics[name] + sum(single.values())) / (1 + len(single))
     return metrics
@@ -74,27 +77,30 @@ def full_report(
     plots_dir: Path | None,
     run_name: str | None = None,
     split: str = "test",
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` reports about one split, plus PNG plots when ``plots_dir`` is given.
 
-    The plots' titles name ``run_name`` and ``split``; accuracy plots draw chance level (``1 / classes``).
+    The split is scored in several passes: all modalities, each modality alone, each one removed (with three or more
+    modalities) and each noise level on each modality; ``show_progress`` shows each pass's progress by name. The
+    plots' titles name ``run_name`` and ``split``; accuracy plots draw chance level (``1 / classes``).
 
     Returns:
         ``{"metrics": {...}, "per_modality": {m: {score: v}}, "missing": {m: {score: v}},
         "noise": {"levels": [...], m: [...]}, "confusion_matrix": [[...]]}`` (the last for classification).
     """
-    outputs, targets = collect(predict, loader, device=device)
+    outputs, targets = collect(predict, loader, device=device, desc="all modalities" if show_progress else None)
     report: dict[str, Any] = {"metrics": task_metrics(outputs, targets, task)}
     name, score = task_score(task)
-    single = single_modality_scores(predict, loader, modalities, score, device=device)
+    single = single_modality_scores(predict, loader, modalities, score, device, show_progress)
     if len(modalities) == 2:  # without one of two modalities is the other one alone: no need to score it twice
         first, second = modalities
         missing = {first: single[second], second: single[first]}
     else:
-        missing = missing_modality_scores(predict, loader, modalities, score, device=device)
+        missing = missing_modality_scores(predict, loader, modalities, score, device, show_progress)
     report["per_modality"] = {m: {name: v} for m, v in single.items()}
     report["missing"] = {m: {name: v} for m, v in missing.items()}
-    curves = noise_curves(predict, loader, modalities, list(noise_levels), score, seed=seed, device=device)
+    curves = noise_curves(predict, loader, modalities, list(noise_levels), score, seed, device, show_progress)
     report["noise"] = {"levels": list(noise_levels), "metric": name, **curves}
     if task == "classification":
         cm = confusion_matrix(outputs.argmax(-1), targets, len(class_names or []) or int(outputs.shape[-1]))

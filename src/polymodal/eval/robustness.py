@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from polymodal.data.collate import move_to
+from polymodal.progress import progress
 
 Batch = dict[str, Any]
 Predict = Callable[[Batch], Tensor]
@@ -131,6 +132,7 @@ def collect(
     loader: Iterable[Batch],
     transform: Callable[[Batch], Batch] | None = None,
     device: torch.device | str = "cpu",
+    desc: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Runs ``predict`` over a loader without gradients and gathers outputs and targets on the CPU.
 
@@ -141,13 +143,15 @@ def collect(
         loader: iterable of collated batches.
         transform: applied to each batch before it is moved to ``device``.
         device: where ``predict`` runs.
+        desc: what this pass is, shown with its progress (None: no progress).
 
     Returns:
         ``(outputs, targets)``: outputs (N, C) or (N,) and targets (N, ...) concatenated over the loader, on the CPU.
     """
     outputs, targets = [], []
+    batches = progress(loader, desc=desc, unit="batch", leave=False) if desc else loader
     with torch.no_grad():
-        for batch in loader:
+        for batch in batches:
             if transform is not None:
                 batch = transform(batch)
             outputs.append(predict(move_to(batch, device)).detach().cpu())
@@ -163,6 +167,7 @@ def missing_modality_scores(
     modalities: Sequence[str],
     score: Score,
     device: torch.device | str = "cpu",
+    show_progress: bool = False,
 ) -> dict[str, float]:
     """Score with each modality dropped in turn.
 
@@ -172,13 +177,16 @@ def missing_modality_scores(
         modalities: modalities to drop, one at a time.
         score: maps ``(outputs, targets)`` to a number, e.g. ``lambda o, t: accuracy(o.argmax(-1), t)``.
         device: where ``predict`` runs.
+        show_progress: show each pass's progress (``without <modality>``).
 
     Returns:
         ``{modality: score without that modality}``.
     """
-    return {
-        m: float(score(*collect(predict, loader, partial(drop_modalities, modalities=[m]), device))) for m in modalities
-    }
+    scores = {}
+    for m in modalities:
+        drop = partial(drop_modalities, modalities=[m])
+        scores[m] = float(score(*collect(predict, loader, drop, device, f"without {m}" if show_progress else None)))
+    return scores
 
 
 def single_modality_scores(
@@ -187,6 +195,7 @@ def single_modality_scores(
     modalities: Sequence[str],
     score: Score,
     device: torch.device | str = "cpu",
+    show_progress: bool = False,
 ) -> dict[str, float]:
     """Score with only one modality kept, for each modality in turn.
 
@@ -196,11 +205,16 @@ def single_modality_scores(
         modalities: modalities to keep, one at a time.
         score: maps ``(outputs, targets)`` to a number.
         device: where ``predict`` runs.
+        show_progress: show each pass's progress (``<modality> alone``).
 
     Returns:
         ``{modality: score with only that modality}``.
     """
-    return {m: float(score(*collect(predict, loader, partial(keep_only, modality=m), device))) for m in modalities}
+    scores = {}
+    for m in modalities:
+        keep = partial(keep_only, modality=m)
+        scores[m] = float(score(*collect(predict, loader, keep, device, f"{m} alone" if show_progress else None)))
+    return scores
 
 
 def noise_curves(
@@ -211,6 +225,7 @@ def noise_curves(
     score: Score,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    show_progress: bool = False,
 ) -> dict[str, list[float]]:
     """Score as a function of the noise level on each modality (the others left clean).
 
@@ -225,6 +240,7 @@ def noise_curves(
         score: maps ``(outputs, targets)`` to a number.
         seed: seed of each modality's generator.
         device: where ``predict`` runs.
+        show_progress: show each pass's progress (``noise <level> on <modality>``).
 
     Returns:
         ``{modality: [score at each level]}``.
@@ -237,9 +253,11 @@ def noise_curves(
         for level in levels:
             if level == 0:
                 if not clean:
-                    clean.append(float(score(*collect(predict, loader, None, device))))
+                    desc = "no noise" if show_progress else None
+                    clean.append(float(score(*collect(predict, loader, None, device, desc))))
                 curves[m].append(clean[0])
                 continue
             noisy = partial(add_noise, modality=m, level=level, generator=generator)
-            curves[m].append(float(score(*collect(predict, loader, noisy, device))))
+            desc = f"noise {level:g} on {m}" if show_progress else None
+            curves[m].append(float(score(*collect(predict, loader, noisy, device, desc))))
     return curves

@@ -8,9 +8,7 @@ state, and the sha256 of the tensor file). The JSON is written last, so its pres
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from polymodal.fileio import atomic_write_text, sha256_file
+from polymodal.fileio import atomic_path, atomic_write_text, sha256_file
 
 
 def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -37,18 +35,9 @@ def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
     """Saves contiguous CPU copies atomically; returns the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(_unshared(tensors), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        digest = sha256_file(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        digest = sha256_file(tmp)
     return digest
 
 

@@ -1,9 +1,13 @@
-"""The run's CSV log, in long form (``step, epoch, name, value``) so any strategy can log any named value."""
+"""The run's logs: ``log.csv`` in long form (``step, epoch, name, value``) so any strategy can log any named value,
+and optionally the same values as TensorBoard events (``trainer.log_to``)."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
+
+from polymodal.errors import ConfigError
 
 FIELDS = ["step", "epoch", "name", "value"]
 
@@ -34,6 +38,38 @@ class CsvLog:
             for name, value in values.items():
                 writer.writerow([step, epoch, name, f"{value:.6g}"])
         self.rows += len(values)
+
+
+class TensorBoardLog:
+    """Writes each logged value as a TensorBoard scalar (``train/loss``, ``val/accuracy``, ``lr``) in ``folder``.
+
+    Args:
+        folder: the event files' folder (``RUN/tensorboard``).
+        purge_step: when resuming, the first step the resumed run writes: TensorBoard discards events from this step
+            on that the interrupted run had written.
+    """
+
+    def __init__(self, folder: Path, purge_step: int | None = None) -> None:
+        check_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter  # imported here: TensorBoard is an optional extra
+
+        self.writer = SummaryWriter(str(folder), purge_step=purge_step)
+
+    def write(self, step: int, epoch: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            split, _, rest = name.partition("_")
+            self.writer.add_scalar(f"{split}/{rest}" if split in ("train", "val") and rest else name, value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def check_tensorboard() -> None:
+    """Raises a ConfigError unless the ``tensorboard`` package is installed."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "trainer.log_to: tensorboard needs the tensorboard package (pip install 'polymodal[tensorboard]')"
+        )
 
 
 def read_log(path: Path) -> list[dict[str, str]]:

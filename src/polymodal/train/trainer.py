@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
 
 from polymodal.data.collate import move_to
 from polymodal.errors import TrainingError
+from polymodal.progress import duration, progress, say
 from polymodal.train.checkpoint import (
     CheckpointManager,
     flatten_optimizer,
@@ -25,7 +25,7 @@ from polymodal.train.checkpoint import (
     unflatten_optimizer,
 )
 from polymodal.train.distributed import World
-from polymodal.train.log import CsvLog
+from polymodal.train.log import CsvLog, TensorBoardLog
 
 MINIMISED_METRICS = ("loss", "mae", "mse", "robust_mae")
 
@@ -117,6 +117,10 @@ def build_scheduler(
 class Trainer:
     """Runs a strategy over a dataset for some epochs, with validation-based selection, checkpoints and resume.
 
+    Checkpoints are written at every epoch end, every ``checkpoint_every`` steps, and after ``checkpoint_minutes``
+    of training without one, so a long first epoch can be resumed too. With ``progress``, the main process prints a
+    stage line, a progress bar (or plain lines) per epoch and one summary line per epoch on stderr.
+
     Args:
         strategy: owns ``model``, ``step(batch)``, ``param_groups()``, hooks and ``state_dict()``.
         config: a ``TrainerConfig``.
@@ -162,7 +166,14 @@ class Trainer:
         # Sums of the step outputs since the last log row (and their count, ``_n``); saved so that a resumed run
         # logs the same averages as an uninterrupted one when checkpoints fall between log rows.
         self.running: dict[str, float] = {}
+        # The same sums over the whole epoch (synced log windows), for the epoch line; saved like ``running``.
+        self.epoch_running: dict[str, float] = {}
         self.log: CsvLog | None = None
+        self.tensorboard: TensorBoardLog | None = None
+        self.last_save = time.monotonic()
+        self.show = config.progress and self.world.is_main
+        # The epoch and step whose weights ``load_best`` loaded.
+        self.selected: dict[str, int] | None = None
 
     # ---------------------------------------------------------------- checkpoints
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -176,6 +187,7 @@ class Trainer:
             "best": self.best,
             "train_seconds": self.train_seconds,
             "running": self.running,
+            "epoch_running": self.epoch_running,
             "log_rows": self.log.rows if self.log else 0,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict(),
@@ -187,6 +199,7 @@ class Trainer:
     def save(self) -> Path | None:
         """Writes a step checkpoint (rank 0 only; every rank must call it). Returns its path on rank 0."""
         self._sync_running()
+        self.last_save = time.monotonic()
         if not self.world.is_main:
             return None
         tensors, state = self._state()
@@ -203,14 +216,16 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.best, self.train_seconds = state["best"], state["train_seconds"]
         self.running = dict(state["running"])
+        self.epoch_running = dict(state.get("epoch_running", {}))  # absent from checkpoints of older versions
 
     def _save_best(self, metric: float) -> None:
         self.best = metric
         if not self.world.is_main:
             return
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        # The best weights are small and rewritten whole; same atomic writer as step checkpoints.
-        self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch, "metric": metric})
+        # The best weights are small and rewritten whole; same atomic writer as step checkpoints. ``epoch`` counts
+        # from 1, as in log.csv.
+        self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch + 1, "metric": metric})
 
     # ---------------------------------------------------------------- loop
     def _non_finite(self, what: str, value: torch.Tensor | None) -> TrainingError:
@@ -291,35 +306,66 @@ class Trainer:
         values = self.world.mean_(sums).cpu()
         self.running = dict(zip(keys, values.tolist(), strict=True))
 
-    def _log_train(self, log: CsvLog | None, bar: Any) -> None:
+    def _write(self, values: dict[str, float]) -> None:
+        """One row of values in every log the run keeps (rank 0 only has logs)."""
+        for log in (self.log, self.tensorboard):
+            if log:
+                log.write(self.step, self.epoch + 1, values)
+
+    def _log_train(self, bar: Any) -> None:
         """Writes the mean of each step output since the last write (nothing if no step ran)."""
         self._sync_running()
         n = self.running.pop("_n", 0.0)
         if not n:
             return
+        for k, v in [*self.running.items(), ("_n", n)]:
+            self.epoch_running[k] = self.epoch_running.get(k, 0.0) + v
         values = {f"train_{k}": v / n for k, v in self.running.items()}
         values["lr"] = self.scheduler.get_last_lr()[0]
-        if log:
-            log.write(self.step, self.epoch + 1, values)
+        self._write(values)
         bar.set_postfix(loss=f"{values['train_loss']:.4f}")
         self.running = {}
 
-    def _end_epoch(self, log: CsvLog | None) -> None:
+    def _checkpoint_due(self, log_row: bool) -> bool:
+        every, minutes = self.config.checkpoint_every, self.config.checkpoint_minutes
+        if every and self.step % every == 0:
+            return True
+        # The clock is read at log rows only: under torchrun the ranks then agree, in one small collective, to save
+        # when any of them is due (their clocks differ a little).
+        if not (minutes and log_row):
+            return False
+        return bool(self.world.max(int(time.monotonic() - self.last_save >= 60 * minutes), self.device))
+
+    def _epoch_line(self, metrics: dict[str, float], better: bool, seconds: float) -> str:
+        """``epoch 3/10  train loss 0.41  val accuracy 0.912 (best)  image_alone 0.8  12.3 s``."""
+        parts = [f"epoch {self.epoch + 1}/{self.config.epochs}"]
+        n = self.epoch_running.get("_n", 0.0)
+        if n and "loss" in self.epoch_running:
+            parts.append(f"train loss {self.epoch_running['loss'] / n:.4g}")
+        selection = self.config.selection_metric
+        if selection in metrics:
+            parts.append(f"val {selection} {metrics[selection]:.4g}" + (" (best)" if better else ""))
+        # Other validation metrics, their names shortened by the selection metric's (image_alone_accuracy).
+        parts += [f"{k.removesuffix('_' + selection)} {v:.4g}" for k, v in metrics.items() if k != selection]
+        return "  ".join([*parts, duration(seconds)])
+
+    def _end_epoch(self, started: float) -> None:
         self.model.eval()
         # Rank 0 validates on the whole split while the others wait for its numbers, so every rank selects alike.
         metrics = self.evaluate(self.strategy) if self.evaluate and self.world.is_main else {}
         metrics = self.world.broadcast(metrics)
         self.model.train()
-        if log:
-            log.write(self.step, self.epoch + 1, {f"val_{k}": v for k, v in metrics.items()})
+        self._write({f"val_{k}": v for k, v in metrics.items()})
         value = metrics.get(self.config.selection_metric)
         better = value is not None and (
             self.best is None or (value < self.best if self.minimise else value > self.best)
         )
         if better or (value is None and self.evaluate is None):
             self._save_best(value if value is not None else float(self.epoch))
+        say(self._epoch_line(metrics, better, time.perf_counter() - started), self.show)
         self.epoch += 1
         self.batch_in_epoch = 0
+        self.epoch_running = {}
         self.save()
 
     def fit(self, dataset: Dataset, resume: bool = False) -> dict[str, Any]:
@@ -344,13 +390,24 @@ class Trainer:
             latest = self.checkpoints.load_latest()
             if latest is None:
                 raise TrainingError(f"{self.checkpoints.folder}: no usable checkpoint to resume from")
-            tensors, state, _ = latest
+            tensors, state, path = latest
             self._restore(tensors, state)
             self.world.barrier()  # every rank has read the checkpoint before rank 0 tidies the folder
             if main:
                 self.checkpoints.remove_partial()
             resume_rows = state["log_rows"]
-        self.log = log = CsvLog(self.run_dir / "log.csv", resume_rows) if main else None
+            say(f"resuming from {path.stem} (epoch {self.epoch + 1}, step {self.step})", self.show)
+        if main:
+            self.log = CsvLog(self.run_dir / "log.csv", resume_rows)
+            if "tensorboard" in self.config.log_to:
+                # Events at or after the next step, left by an interrupted run, are discarded when read.
+                purge = self.step + 1 if resume else None
+                self.tensorboard = TensorBoardLog(self.run_dir / "tensorboard", purge)
+        say(
+            f"training: {self.config.epochs} epochs of {steps_per_epoch} steps ({len(dataset)} samples, "
+            f"batches of {self.batch_size}{f' x {size} processes' if size > 1 else ''}) on {self.device}",
+            self.show,
+        )
         # The loader gets its own generator: with the default one, each new iterator draws its base seed from the
         # global torch RNG, and a run resumed mid-epoch would draw once more than the uninterrupted run.
         loader_generator = torch.Generator()
@@ -363,39 +420,51 @@ class Trainer:
             persistent_workers=False,
             generator=loader_generator,
         )
-        while self.epoch < self.config.epochs:
-            self.strategy.on_epoch_start(self.epoch)
-            sampler.set_position(self.epoch, self.batch_in_epoch * skip_unit)
-            # Worker seeds depend only on (seed, epoch), like the sample order.
-            loader_generator.manual_seed(self.config.seed * 100_003 + self.epoch)
-            started = time.perf_counter()
-            bar = tqdm(
-                loader,
-                desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                # None: draw only on a terminal, so piped output and one-line errors stay clean.
-                disable=None if self.config.progress and main else True,
-                leave=False,
-                dynamic_ncols=True,
-            )
-            for batch in bar:
-                self._accumulate(self._train_step(batch))
-                if self.step % self.config.log_every == 0:
-                    self._log_train(log, bar)
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                    self.train_seconds += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save()
-            bar.close()
-            self.train_seconds += time.perf_counter() - started
-            self._log_train(log, bar)  # the epoch's last, partial window
-            self._end_epoch(log)
+        self.last_save = time.monotonic()
+        try:
+            while self.epoch < self.config.epochs:
+                self._run_epoch(loader, sampler, skip_unit)
+        finally:
+            if self.tensorboard:
+                self.tensorboard.close()
         self.world.barrier()  # rank 0's last checkpoint and best weights are on disk before anyone reads them
         return {"steps": self.step, "epochs": self.epoch, "best": self.best, "train_seconds": self.train_seconds}
 
-    def load_best(self) -> None:
-        """Loads the selected (best validation) weights into the model."""
-        tensors, _ = self.checkpoints.load("best")
+    def _run_epoch(self, loader: DataLoader, sampler: Any, skip_unit: int) -> None:
+        """The rest of the current epoch (all of it unless resumed mid-epoch), then its validation."""
+        self.strategy.on_epoch_start(self.epoch)
+        sampler.set_position(self.epoch, self.batch_in_epoch * skip_unit)
+        # Worker seeds depend only on (seed, epoch), like the sample order.
+        loader.generator.manual_seed(self.config.seed * 100_003 + self.epoch)
+        epoch_started = started = time.perf_counter()
+        desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
+        # Not left on a terminal: the epoch line takes its place.
+        bar = progress(loader, desc=desc, unit="batch", enabled=self.show, leave=False)
+        for batch in bar:
+            self._accumulate(self._train_step(batch))
+            log_row = self.step % self.config.log_every == 0
+            if log_row:
+                self._log_train(bar)
+            if self._checkpoint_due(log_row):
+                self.train_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                self.save()
+        bar.close()
+        self.train_seconds += time.perf_counter() - started
+        self._log_train(bar)  # the epoch's last, partial window
+        self._end_epoch(epoch_started)
+
+    def load_best(self) -> dict[str, int]:
+        """Loads the selected (best validation) weights into the model.
+
+        Returns:
+            ``{"epoch": E, "step": S}``: the epoch (from 1) and step after which they were saved (also
+            ``self.selected``).
+        """
+        tensors, state = self.checkpoints.load("best")
         self.model.load_state_dict(tensors)
+        self.selected = {"epoch": state["epoch"], "step": state["step"]}
+        return self.selected
 
 
 __all__ = ["EpochSampler", "Trainer", "resolve_device", "seed_everything"]
