@@ -283,3 +283,94 @@ def test_git_commit_only_where_git_tracks_the_package(tmp_path: Path):
     assert polymodal.runs.git_commit(tmp_path) is None  # not in a repository
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert polymodal.runs.git_commit(tmp_path) is None  # e.g. an installed copy inside a user's repository
+
+
+def _without_column(source: Path, target: Path, drop: str, keep_label: bool = True) -> Path:
+    """A copy of a manifest without one column (and without the label unless ``keep_label``), paths made absolute."""
+    with source.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    header = [c for c in rows[0] if c != drop and (keep_label or c != "label")]
+    with target.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            cells = {k: (str(source.parent / v) if k in ("image", "audio") and v else v) for k, v in row.items()}
+            writer.writerow([cells[c] for c in header])
+    return target
+
+
+@pytest.mark.e2e
+def test_inputs_fitted_to_the_files_and_laziness_diagnosed(user_run: Path):
+    info = json.loads((user_run / "run.json").read_text(encoding="utf-8"))
+    # The manifest mixes 28x28 gray, 32x32 RGB and 20x24 gray images, and 8 kHz mono / 16 kHz stereo audio.
+    fitted = info["preprocessing"]
+    assert fitted["image"]["chosen"] == {"size": 28, "channels": 3} and fitted["image"]["from"]["colour_files"] == 20
+    assert fitted["audio"]["chosen"]["sample_rate"] == 8000 and fitted["audio"]["from"]["sample_rates_hz"] == [
+        8000,
+        16000,
+    ]
+    config = yaml.safe_load((user_run / "config.yaml").read_text(encoding="utf-8"))
+    assert config["data"]["image"]["channels"] == 3 and info["shapes"]["image"] == [3, 28, 28]
+    assert config["data"]["audio"]["max_frames"] == fitted["audio"]["chosen"]["max_frames"]
+    diagnosis = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))["diagnosis"]
+    assert set(diagnosis["modalities"]) == {"image", "audio", "text"} and 0 < diagnosis["chance"] < 1
+    for m, row in diagnosis["modalities"].items():
+        assert 0 <= row["reference"] <= 1 and row["lazy"] == any(line.startswith(m) for line in diagnosis["findings"])
+
+
+@pytest.mark.e2e
+def test_predict_without_labels_and_without_a_column(user_run: Path, tmp_path: Path, capsys):
+    data = _without_column(user_run.parent / "other.csv", tmp_path / "unlabeled.csv", "audio", keep_label=False)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(user_run), "--data", str(data), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "no values in column 'audio' (audio): treated as missing" in captured.err
+    assert captured.out.strip() == f"wrote {out}: 10 predictions (inputs present: image 10/10, text 10/10)"
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == [str(i) for i in range(80, 90)]
+    assert list(rows[0]) == ["id", "prediction", *(f"p_{d}" for d in range(10)), "present"]
+    for row in rows:
+        probs = [float(row[f"p_{d}"]) for d in range(10)]
+        assert abs(sum(probs) - 1) < 1e-4 and row["prediction"] == str(int(np.argmax(probs)))
+        assert row["present"] == "image;text"
+    # The same from Python.
+    assert [r["prediction"] for r in polymodal.predict(user_run, data)] == [r["prediction"] for r in rows]
+
+    # A bad cell: one line naming row and column, exit 2, nothing written.
+    lines = data.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].replace(".png", "-gone.png")
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bad_out = tmp_path / "bad.csv"
+    assert main(["predict", str(user_run), "--data", str(data), "--out", str(bad_out)]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert "unlabeled.csv: row 3, column 'image': file not found" in error and not bad_out.exists()
+
+
+@pytest.mark.e2e
+def test_eval_scores_a_manifest_missing_a_column(user_run: Path, tmp_path: Path, capsys):
+    data = _without_column(user_run.parent / "other.csv", tmp_path / "noaudio.csv", "audio")
+    assert main(["eval", str(user_run), "--data", str(data), "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["missing_inputs"] == ["audio"] and "treated as missing" in captured.err
+    assert set(result["per_modality"]) == {"image", "text"} and result["examples"] == 10
+
+
+@pytest.mark.e2e
+def test_two_image_columns_are_two_inputs(tmp_path: Path, digit_manifest_writer: Callable[..., Path]):
+    for name, rows, offset in (("train.csv", 30, 0), ("test.csv", 10, 30)):
+        manifest = digit_manifest_writer(tmp_path, name, rows=rows, offset=offset, columns=("image", "text"))
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+        # A second view: the same file under another column (front, side).
+        header = lines[0].replace("image", "front") + ",side"
+        body = [line + "," + line.split(",")[1] for line in lines[1:]]
+        manifest.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+    run = train_in(tmp_path, *TRAIN, "trainer.epochs=1", "trainer.progress=false")
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["modalities"] == ["image:front", "text", "image:side"]
+    assert info["columns"] == {"image:front": "front", "text": "text", "image:side": "side"}
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["per_modality"]) == {"image:front", "image:side", "text"}
+    rows = polymodal.predict(run, tmp_path / "test.csv")
+    assert len(rows) == 10 and rows[0]["present"] == ["image:front", "text", "image:side"]

@@ -98,6 +98,8 @@ def _confusion_table(matrix: list[list[int]], class_names: list[str] | None) -> 
 
 def _summary(metrics: dict) -> str:
     footer = f"params: {metrics['params']:,}   train time: {metrics['train_seconds']:.1f} s"
+    if metrics.get("selected"):
+        footer += f"   selected epoch: {metrics['selected']['epoch']}/{metrics['epochs']}"
     findings = [f"warning: {line}" for line in metrics.get("diagnosis", {}).get("findings", [])]
     return "\n".join([*_scores(metrics, "test"), f"{footer}   device: {metrics['device']}", *findings])
 

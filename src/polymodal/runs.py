@@ -170,6 +170,11 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
         seed_everything(config.trainer.seed, config.trainer.deterministic)
         bundle = read_data(config, config.trainer.progress and world.is_main)
         bundle.preprocessing = fitted or None
+        if config.data.batch_size > len(bundle.train) and world.is_main:
+            say(
+                f"polymodal: warning: data.batch_size={config.data.batch_size} is more than the {len(bundle.train)} "
+                "training samples: one step per epoch (set a smaller data.batch_size)"
+            )
         if config.trainer.progress and world.is_main and bundle.columns:
             shapes = {m: bundle.shapes[m] for m in bundle.modalities}
             say("inputs:\n" + describe_preprocessing(config.data, shapes, fitted), True)
@@ -320,12 +325,10 @@ def _fit_and_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
         )
     rows = wide_rows(out / "log.csv")
-    # The epoch of the kept weights; best.json counts epochs from 0, log.csv from 1.
-    selected = json.loads((out / "checkpoints" / "best.json").read_text(encoding="utf-8"))["epoch"] + 1
     chance = 1 / bundle.out_dim if bundle.task == "classification" else None
-    plot_training_curves(rows, plots / "training_curves.png", run_name=out.name, selected_epoch=selected)
+    plot_training_curves(rows, plots / "training_curves.png", run_name=out.name, selected_epoch=selected["epoch"])
     plot_modality_accuracy(
-        rows, plots / "modality_accuracy.png", run_name=out.name, selected_epoch=selected, chance=chance
+        rows, plots / "modality_accuracy.png", run_name=out.name, selected_epoch=selected["epoch"], chance=chance
     )
     metrics = {
         "task": bundle.task,

@@ -227,3 +227,25 @@ def test_each_pass_names_itself_in_its_progress(capsys, monkeypatch):
     assert all(line.split("  ")[1] == "1/1 batches (100%)" for line in lines)
     noise_curves(input_sum, loader, ["image"], [0.0, 0.5], score)
     assert capsys.readouterr().err == ""  # no progress unless asked
+
+
+def test_validation_metrics_add_the_robust_mean_of_fused_and_each_alone():
+    from polymodal.eval.evaluate import validation_metrics
+
+    # A predictor that is right when "a" is present and always says class 0 otherwise.
+    def predict(batch):
+        right = torch.nn.functional.one_hot(batch["target"], 2).float()
+        wrong = torch.nn.functional.one_hot(torch.zeros_like(batch["target"]), 2).float()
+        return torch.where(batch["present"]["a"][:, None], right, wrong)
+
+    target = torch.tensor([0, 1, 1, 1])
+    batch = {
+        "inputs": {"a": torch.zeros(4, 1), "b": torch.zeros(4, 1)},
+        "present": {"a": torch.ones(4, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)},
+        "target": target,
+    }
+    metrics = validation_metrics(predict, [batch], "classification", ["a", "b"], per_modality=True)
+    assert metrics["a_alone_accuracy"] == 1.0 and metrics["b_alone_accuracy"] == 0.25
+    assert metrics["robust_accuracy"] == pytest.approx((1.0 + 1.0 + 0.25) / 3)
+    fused_only = validation_metrics(predict, [batch], "classification", ["a", "b"], per_modality=False)
+    assert fused_only["robust_accuracy"] == fused_only["accuracy"] == 1.0

@@ -76,6 +76,16 @@ def test_warmup_cosine_schedule(steps: int, expected: float) -> None:
     assert lr == pytest.approx(expected, abs=1e-12)
 
 
+def test_warmup_fraction_scales_with_the_run_and_a_warmup_past_the_end_is_flagged(capsys) -> None:
+    # warmup_fraction 0.2 of 10 steps = 2 steps: the same schedule as warmup_steps=2.
+    fraction = SchedulerConfig(name="cosine", warmup_fraction=0.2)
+    assert lr_after(0, fraction, total=10) == pytest.approx(0.5) and lr_after(2, fraction, total=10) == 1.0
+    assert lr_after(9, fraction, total=100) == pytest.approx(0.5)  # 20 warm-up steps in a 100-step run
+    assert capsys.readouterr().err == ""
+    lr_after(0, SchedulerConfig(name="cosine", warmup_steps=50), total=8)
+    assert "warmup_steps=50 but the run has only 8 steps" in capsys.readouterr().err
+
+
 def test_constant_schedule_after_warmup() -> None:
     scheduler = SchedulerConfig(name="constant", warmup_steps=4)
     assert [lr_after(s, scheduler, total=10) for s in (0, 3, 9)] == pytest.approx([0.25, 1.0, 1.0])

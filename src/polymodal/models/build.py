@@ -38,19 +38,21 @@ def encoder_specs(specs: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]
     """Input name -> encoder spec, for each input of the data that has one, in the data's order.
 
     A spec named by a kind (``image``) serves every input of that kind (``image``, or ``image:front`` and
-    ``image:side``, each with its own weights) unless the input has a spec of its own (``image:front``).
+    ``image:side``, each with its own weights) unless the input has a spec of its own (``image:front``). A kind's
+    spec with no input of that kind is unused (a recipe for any CSV may list encoders for every kind).
 
     Raises:
-        ConfigError: a spec matches no input of the data.
+        ConfigError: no spec matches any input, or a ``kind:name`` spec matches no input.
     """
     chosen = {}
     for name in shapes:
         spec = specs.get(name, specs.get(modality_kind(name)))
         if spec is not None:
             chosen[name] = spec
-    for key in specs:
-        if key not in chosen and not any(modality_kind(name) == key for name in chosen):
-            raise ConfigError(f"model.encoders.{key}: the data has no {key!r} modality (it has: {', '.join(shapes)})")
+    unmatched = [key for key in specs if ":" in key and key not in shapes]
+    if unmatched or not chosen:
+        key = unmatched[0] if unmatched else next(iter(specs), "")
+        raise ConfigError(f"model.encoders.{key}: the data has no {key!r} input (it has: {', '.join(shapes)})")
     return chosen
 
 
