@@ -350,14 +350,14 @@ def plot_bars(
     for bar, name in zip(bars, names, strict=True):
         if name.startswith("without"):
             bar.set_hatch("//")
-    ax.bar_label(bars, fmt="%.3g")
+    ax.bar_label(bars, fmt="%.3f" if all(0 <= h <= 1 for h in heights) else "%.3g")
     _mark_chance(ax, chance)
     _unit_range(ax, heights)
     ax.set_title(_title(title, run_name, split))
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
-    if chance is not None:
-        ax.legend(fontsize="small", loc="upper right")
+    if chance is not None:  # beside the axes: inside, it would cover the bars' labels
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
