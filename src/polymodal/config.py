@@ -7,7 +7,6 @@ every registered component rejects unknown keys, and errors name the file and th
 from __future__ import annotations
 
 import copy
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ from polymodal.modalities.features import FeaturesConfig
 from polymodal.modalities.image import ImageConfig
 from polymodal.modalities.text import TextConfig
 from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+from polymodal.recipes import bundled_recipes, recipe_summary  # noqa: F401 (re-exported: the recipe API)
 from polymodal.registry import format_validation_error
 from polymodal.strategies import STRATEGIES
 
@@ -222,20 +222,6 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     # Only in bridge recipes (polymodal bridge): the two spaces to link.
     spaces: SpacesConfig | None = None
-
-
-def bundled_recipes() -> dict[str, Path]:
-    """Bundled recipe name -> path."""
-    folder = resources.files("polymodal") / "recipes"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def recipe_summary(path: Path) -> str:
-    """The first comment line of a recipe file."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
 
 
 def resolve_recipe_path(recipe: str) -> Path:
