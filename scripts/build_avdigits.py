@@ -1,8 +1,9 @@
 """Builds the embedded "avdigits" dataset: MNIST images, FSDD log-mel audio and noisy multilingual text per digit.
 
-Run from the repository root (defaults point at ../shared/data and the packaged asset)::
+Run from the repository root with your copies of MNIST and FSDD (docs/data.md); the output defaults to the packaged
+asset::
 
-    .venv/bin/python scripts/build_avdigits.py
+    python scripts/build_avdigits.py --mnist path/to/mnist.npz --fsdd path/to/free-spoken-digit-dataset
 
 See src/polymodal/data/assets/AVDIGITS.md for the layout, the noise model and the licences.
 """
@@ -143,8 +144,8 @@ def quantise(frames: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", type=Path, default=ROOT / "../shared/data/mnist/mnist.npz")
-    parser.add_argument("--fsdd", type=Path, default=ROOT / "../shared/data/fsdd")
+    parser.add_argument("--mnist", type=Path, required=True, help="Keras-style mnist.npz")
+    parser.add_argument("--fsdd", type=Path, required=True, help="FSDD folder (with recordings/)")
     parser.add_argument("--out", type=Path, default=ROOT / "src/polymodal/data/assets/avdigits.npz")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -211,7 +212,7 @@ def main() -> None:
         "seed": args.seed,
         "sources": {**SOURCES, "mnist_npz_sha256": mnist_sha},
         "licence": "CC BY-SA 4.0 (derived from FSDD, CC BY-SA 4.0, and MNIST, CC BY-SA 3.0)",
-        "build_command": f"python scripts/build_avdigits.py --seed {args.seed}",
+        "build_command": f"python scripts/build_avdigits.py --mnist MNIST --fsdd FSDD --seed {args.seed}",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(

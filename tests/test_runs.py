@@ -21,7 +21,7 @@ from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.avdigits import AVDigits
 from polymodal.errors import TrainingError
-from polymodal.recipe_files import bundled_recipes, recipe_summary
+from polymodal.recipes import bundled_recipes, recipe_summary
 
 TRAIN = ["train", "manifest-joint", "data.train=train.csv", "data.test=test.csv", "data.target=label"]
 FAST = ["trainer.epochs=2", "trainer.progress=false"]

@@ -235,12 +235,13 @@ def cmd_bench_overhead(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from polymodal.recipe_files import bundled_recipes, recipe_summary
+    from polymodal.recipes import bundled_recipes, recipe_data, recipe_summary
 
     recipes = bundled_recipes()
-    width = max(len(n) for n in recipes)
+    data = {name: f"data: {recipe_data(path)}" for name, path in recipes.items()}
+    width, data_width = max(len(n) for n in recipes), max(len(d) for d in data.values())
     for name in sorted(recipes):
-        print(f"{name:<{width}}  {recipe_summary(recipes[name])}")
+        print(f"{name:<{width}}  {data[name]:<{data_width}}  {recipe_summary(recipes[name])}")
     return 0
 
 
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each loop, alternating (default 3)")
     p.set_defaults(func=cmd_bench_overhead)
 
-    p = sub.add_parser("recipes", help="list the bundled recipes")
+    p = sub.add_parser("recipes", help="list the bundled recipes and the data each needs")
     p.set_defaults(func=cmd_recipes)
     return parser
 

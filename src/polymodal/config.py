@@ -21,6 +21,7 @@ from polymodal.modalities.image import ImageConfig
 from polymodal.modalities.text import TextConfig
 from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
 from polymodal.recipe_files import apply_overrides, read_recipe
+from polymodal.recipes import bundled_recipes, recipe_summary  # noqa: F401 (re-exported: the recipe API)
 from polymodal.registry import format_validation_error
 from polymodal.strategies import STRATEGIES
 

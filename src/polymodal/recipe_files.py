@@ -1,4 +1,4 @@
-"""Recipe files: the bundled recipes, reading YAML and applying ``key.path=value`` overrides.
+"""Recipe files: resolving a recipe name or path, reading YAML and applying ``key.path=value`` overrides.
 
 Nothing here imports torch, so ``polymodal recipes``, ``--help`` and errors in a recipe's YAML answer at once; the
 recipe's content is validated by :mod:`polymodal.config`.
@@ -8,27 +8,13 @@ from __future__ import annotations
 
 import copy
 import difflib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from polymodal.errors import ConfigError
-
-
-def bundled_recipes() -> dict[str, Path]:
-    """Bundled recipe name -> path."""
-    folder = resources.files("polymodal") / "recipes"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def recipe_summary(path: Path) -> str:
-    """The first comment line of a recipe file."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+from polymodal.recipes import bundled_recipes
 
 
 def resolve_recipe_path(recipe: str) -> Path:

@@ -24,22 +24,66 @@ DEFAULT_PATH = Path(__file__).parent / "assets" / "avdigits.npz"
 SPLITS = ("train", "val", "test")
 # Audio parameters that change the stored spectrograms; max_frames only changes the crop, done at load time.
 MEL_PARAMS = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+BANK_KEYS = ("mel", "mel_offsets", "mel_range")  # the recording bank: every recording's quantised log-mel
 
 
-def _load_arrays(path: Path, split: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    keys = ("image", "label", "audio", "text", "text_label")
+def load_arrays(path: str | Path | None, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays ``keys`` of an avdigits file (``None``: the packaged one) and its metadata; one DataError if not."""
+    path = Path(path) if path is not None else DEFAULT_PATH
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[f"{split}_{key}"] for key in keys}
-            arrays.update({key: archive[key] for key in ("mel", "mel_offsets", "mel_range")})
+            arrays = {key: archive[key] for key in keys}
             meta = json.loads(str(archive["meta"]))
     except KeyError as err:
         raise DataError(f"{path}: missing array {err} (not an avdigits file?)") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise DataError(f"{path}: not a readable avdigits .npz file ({' '.join(str(err).split())})") from None
     return arrays, meta
+
+
+def check_audio(meta: dict[str, Any], audio: AudioConfig) -> None:
+    """Raises a ConfigError when ``audio``'s mel parameters differ from those the file's spectrograms were made with."""
+    stored = meta.get("audio", {})
+    wanted = {**audio.model_dump(include=set(MEL_PARAMS)), "f_max": audio.upper_frequency}
+    diff = [f"{k}={wanted[k]} (stored {stored.get(k)})" for k in MEL_PARAMS if stored.get(k) != wanted[k]]
+    if diff:
+        raise ConfigError(f"avdigits: audio config differs from the stored spectrograms: {', '.join(diff)}")
+
+
+def fitted_mels(arrays: dict[str, np.ndarray], recordings: np.ndarray, adapter: AudioAdapter) -> Tensor:
+    """(R, 1, n_mels, max_frames): the stored log-mels of ``recordings`` dequantised and fit to ``max_frames``."""
+    lo, hi = (float(v) for v in arrays["mel_range"])
+    offsets = arrays["mel_offsets"]
+    fitted = []
+    for r in recordings:
+        q = arrays["mel"][offsets[r] : offsets[r + 1]]  # (frames, n_mels) uint8
+        mel = torch.from_numpy(lo + q.astype(np.float32) * np.float32((hi - lo) / 255.0)).T
+        fitted.append(adapter.fit_frames(mel.contiguous()))
+    return torch.stack(fitted)
+
+
+def recording_bank(path: str | Path | None = None, audio: AudioConfig | None = None) -> tuple[list[str], Tensor]:
+    """Every FSDD recording of an avdigits file: names ``{digit}_{speaker}_{take}`` and log-mels (R, 1, n_mels, T).
+
+    Args:
+        path: the ``.npz`` file; ``None`` uses the packaged asset.
+        audio: audio settings; the mel parameters must equal the stored ones, ``max_frames`` may differ.
+    """
+    audio = audio or AudioConfig()
+    arrays, meta = load_arrays(path, ("recordings", *BANK_KEYS))
+    check_audio(meta, audio)
+    names = [str(n) for n in arrays["recordings"]]
+    return names, fitted_mels(arrays, np.arange(len(names)), AudioAdapter(audio))
+
+
+def digit_images(split: str, path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, 28, 28) uint8 MNIST images of an avdigits split (``None``: the packaged file) and their (N,) digits."""
+    if split not in SPLITS:
+        raise ConfigError(f"avdigits: unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    arrays, _ = load_arrays(path, (f"{split}_image", f"{split}_label"))
+    return arrays[f"{split}_image"], arrays[f"{split}_label"]
 
 
 class AVDigits(Dataset):
@@ -77,8 +121,10 @@ class AVDigits(Dataset):
         self.split = split
         self.path = Path(path) if path is not None else DEFAULT_PATH
         audio = audio or AudioConfig()
-        arrays, self.meta = _load_arrays(self.path, split)
-        self._check_audio(audio)
+        keys = tuple(f"{split}_{key}" for key in ("image", "label", "audio", "text", "text_label"))
+        stored, self.meta = load_arrays(self.path, (*keys, *BANK_KEYS))
+        arrays = {key.removeprefix(f"{split}_"): value for key, value in stored.items()}
+        check_audio(self.meta, audio)
 
         self.targets = torch.from_numpy(arrays["label"].astype(np.int64))
         # The digit each phrase names; differs from the target where the text was mis-transcribed.
@@ -89,25 +135,11 @@ class AVDigits(Dataset):
         text_adapter = TextAdapter(text or TextConfig())
         self._tokens = [text_adapter.from_text(t) for t in self.texts]
 
-    def _check_audio(self, audio: AudioConfig) -> None:
-        stored = self.meta.get("audio", {})
-        wanted = {**audio.model_dump(include=set(MEL_PARAMS)), "f_max": audio.upper_frequency}
-        diff = [f"{k}={wanted[k]} (stored {stored.get(k)})" for k in MEL_PARAMS if stored.get(k) != wanted[k]]
-        if diff:
-            raise ConfigError(f"avdigits: audio config differs from the stored spectrograms: {', '.join(diff)}")
-
     @staticmethod
     def _audio_bank(arrays: dict[str, np.ndarray], adapter: AudioAdapter) -> tuple[Tensor, Tensor]:
         # Dequantise and fit only the recordings this split uses, once each, then index per sample.
         used, index = np.unique(arrays["audio"], return_inverse=True)
-        lo, hi = (float(v) for v in arrays["mel_range"])
-        offsets = arrays["mel_offsets"]
-        fitted = []
-        for r in used:
-            q = arrays["mel"][offsets[r] : offsets[r + 1]]  # (frames, n_mels) uint8
-            mel = torch.from_numpy(lo + q.astype(np.float32) * np.float32((hi - lo) / 255.0)).T
-            fitted.append(adapter.fit_frames(mel.contiguous()))
-        return torch.from_numpy(index.astype(np.int64)), torch.stack(fitted)  # (R, 1, n_mels, max_frames)
+        return torch.from_numpy(index.astype(np.int64)), fitted_mels(arrays, used, adapter)  # (R, 1, n_mels, T)
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -1,7 +1,10 @@
 """AV-MNIST: PCA-degraded MNIST digits paired with noisy spoken digits (FSDD), after MultiBench / CentralNet.
 
-``build_avmnist`` writes the arrays once (``polymodal data build avmnist``); ``AVMNIST`` memory-maps them. The
-recipe and every deviation from the original are documented in ``docs/avmnist.md``. Layout of the output folder
+``build_avmnist`` writes the arrays once from the user's MNIST and FSDD (``polymodal data build avmnist``); ``AVMNIST``
+memory-maps them. Without such a build, ``embedded_avmnist_splits`` makes a small AV-MNIST the same way from data
+that ships with the package: the avdigits images (12,000 / 2,000 / 3,000) and 600 FSDD recordings
+(``assets/fsdd_clips.npz``, built by ``scripts/build_fsdd_clips.py``), with spectrograms computed when first read.
+The recipe and every deviation from the original are documented in ``docs/avmnist.md``. Layout of the output folder
 (all plain ``.npy``, loadable without pickle):
 
 - ``{split}_image.npy``: (N, 28, 28) uint8, the PCA reconstruction clipped to [0, 255] and rounded;
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from scipy.signal import spectrogram
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from polymodal.data.avdigits import digit_images
 from polymodal.data.mnist import read_mnist
 from polymodal.errors import ConfigError, DataError
 
@@ -38,6 +44,9 @@ CLIP_SAMPLES = 8000  # one second: recordings are centre-cropped or zero-padded 
 NPERSEG, NOVERLAP = 222, 152
 AUDIO_DB_RANGE = (-130.0, -30.0)
 NOISE_SECONDS = 600
+COMPONENTS, SNR_DB = 196, (0.0, 10.0)
+MU_LAW = 255
+CLIPS_PATH = Path(__file__).parent / "assets" / "fsdd_clips.npz"
 _NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 
 
@@ -86,25 +95,52 @@ def fit_clip(wave: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_recordings(fsdd: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, np.ndarray]:
+def _recording_labels(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(R,) digit of each FSDD file name and whether it is the test speaker's."""
+    groups = [_NAME.match(name).groups() for name in names]  # type: ignore[union-attr]
+    return np.array([int(g[0]) for g in groups]), np.array([g[1] == TEST_SPEAKER for g in groups])
+
+
+def _read_recordings(fsdd: Path) -> tuple[list[str], list[np.ndarray]]:
     folder = fsdd / "recordings" if (fsdd / "recordings").is_dir() else fsdd
     files = sorted(p for p in folder.glob("*.wav") if _NAME.match(p.name))
     if not files:
         raise DataError(f"{fsdd}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) found")
-    names, waves, digits, test = [], [], [], []
+    waves = []
     for path in files:
-        digit, speaker, _ = _NAME.match(path.name).groups()  # type: ignore[union-attr]
         try:
             rate, wave = wavfile.read(path)
         except ValueError as err:
             raise DataError(f"{path}: not a readable WAV file ({err})") from None
         if rate != SAMPLE_RATE or wave.ndim != 1 or wave.dtype != np.int16:
             raise DataError(f"{path}: expected 8 kHz mono 16-bit PCM as in FSDD, got {rate} Hz {wave.dtype}")
-        names.append(path.name)
         waves.append(wave.astype(np.float64) / 32768.0)
-        digits.append(int(digit))
-        test.append(speaker == TEST_SPEAKER)
-    return names, waves, np.array(digits), np.array(test)
+    return [p.name for p in files], waves
+
+
+def mu_law_encode(wave: np.ndarray) -> np.ndarray:
+    """Float waveform in [-1, 1] -> uint8 mu-law codes (mu = MU_LAW), the 8-bit telephone encoding."""
+    compressed = np.sign(wave) * np.log1p(MU_LAW * np.abs(wave)) / np.log1p(MU_LAW)
+    return np.clip(np.rint((compressed + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def mu_law_decode(codes: np.ndarray) -> np.ndarray:
+    """uint8 mu-law codes (mu = MU_LAW) -> float64 waveform in [-1, 1]."""
+    compressed = codes.astype(np.float64) / 127.5 - 1.0
+    return np.sign(compressed) * np.expm1(np.abs(compressed) * np.log1p(MU_LAW)) / MU_LAW
+
+
+def read_clips(path: str | Path = CLIPS_PATH) -> tuple[list[str], list[np.ndarray]]:
+    """FSDD file names and float64 waveforms of a clips file (``scripts/build_fsdd_clips.py``; default: packaged)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            codes, offsets, stems = archive["wave"], archive["offsets"], archive["recordings"]
+    except KeyError as err:
+        raise DataError(f"{path}: missing array {err} (not an fsdd_clips file?)") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{path}: not a readable fsdd_clips .npz file ({' '.join(str(err).split())})") from None
+    waves = [mu_law_decode(codes[offsets[r] : offsets[r + 1]]) for r in range(len(stems))]
+    return [f"{stem}.wav" for stem in stems], waves
 
 
 def pair_recordings(labels: np.ndarray, digits: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -119,12 +155,55 @@ def pair_recordings(labels: np.ndarray, digits: np.ndarray, pool: np.ndarray, rn
     return out
 
 
+@dataclass(frozen=True)
+class NoisyPairing:
+    """Per sample of a split: the recording paired with it, the SNR of the added noise and where its noise starts."""
+
+    recording: np.ndarray  # (N,) int64 index into the recordings
+    snr_db: np.ndarray  # (N,) float32
+    noise_start: np.ndarray  # (N,) int64 index into the noise track
+
+
+def plan_audio(
+    labels: dict[str, np.ndarray],
+    digits: np.ndarray,
+    test_pool: np.ndarray,
+    snr_db: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, NoisyPairing]]:
+    """The noise track and each split's pairing: test samples hear the test speaker, the others the other speakers.
+
+    Args:
+        labels: split -> (N,) digits of its images, for every split of SPLITS.
+        digits: (R,) digit of each recording.
+        test_pool: (R,) whether each recording belongs to the test split.
+        snr_db: range of the uniform per-sample SNR.
+        rng: drawn from in a fixed order (track, then per split: pairing, SNRs, noise starts).
+    """
+    noise = pink_noise(NOISE_SECONDS * SAMPLE_RATE, rng)
+    plans = {}
+    for split in SPLITS:
+        n = len(labels[split])
+        pool = test_pool if split == "test" else ~test_pool
+        recording = pair_recordings(labels[split], digits, pool, rng)
+        snr = rng.uniform(snr_db[0], snr_db[1], n).astype(np.float32)
+        plans[split] = NoisyPairing(recording, snr, rng.integers(0, len(noise) - CLIP_SAMPLES, n))
+    return noise, plans
+
+
+def noisy_spectrogram(speech: np.ndarray, noise: np.ndarray, snr_db: float, start: int) -> np.ndarray:
+    """(112, 112) uint8 spectrogram of ``speech`` fit to one second plus ``noise[start:]`` at ``snr_db``."""
+    # SNR against the speech power over the recording itself, not over the padded clip.
+    scale = np.sqrt(np.mean(speech**2) / 10.0 ** (snr_db / 10.0))
+    return log_spectrogram(fit_clip(speech) + scale * noise[start : start + CLIP_SAMPLES])
+
+
 def build_avmnist(
     mnist: str | Path,
     fsdd: str | Path,
     out: str | Path,
-    components: int = 196,
-    snr_db: tuple[float, float] = (0.0, 10.0),
+    components: int = COMPONENTS,
+    snr_db: tuple[float, float] = SNR_DB,
     seed: int = 0,
     val_size: int = VAL_SIZE,
     progress: bool = True,
@@ -150,7 +229,8 @@ def build_avmnist(
     if not 1 <= components <= 784:
         raise ConfigError(f"--components: must be in 1..784, got {components}")
     arrays = read_mnist(mnist)
-    names, waves, digits, test_pool = _read_recordings(fsdd)
+    names, waves = _read_recordings(fsdd)
+    digits, test_pool = _recording_labels(names)
     rng = np.random.default_rng(seed)
     n_train = len(arrays["x_train"]) - val_size
     if n_train < 1 or val_size < 1:
@@ -162,29 +242,21 @@ def build_avmnist(
         "test": arrays["x_test"],
     }
     labels = {"train": arrays["y_train"][:n_train], "val": arrays["y_train"][n_train:], "test": arrays["y_test"]}
-    noise = pink_noise(NOISE_SECONDS * SAMPLE_RATE, rng)
+    noise, plans = plan_audio(labels, digits, test_pool, snr_db, rng)
     out.mkdir(parents=True, exist_ok=True)
     total = sum(len(v) for v in labels.values())
     bar = tqdm(total=total, desc="avmnist", disable=None if progress else True, dynamic_ncols=True)
     sizes = {}
     for split in SPLITS:
-        n = len(labels[split])
+        n, plan = len(labels[split]), plans[split]
         sizes[split] = n
-        pool = test_pool if split == "test" else ~test_pool
-        recording = pair_recordings(labels[split], digits, pool, rng)
-        snr = rng.uniform(snr_db[0], snr_db[1], n).astype(np.float32)
-        starts = rng.integers(0, len(noise) - CLIP_SAMPLES, n)
         np.save(out / f"{split}_image.npy", degrade_images(images[split], mean, basis))
         np.save(out / f"{split}_label.npy", labels[split].astype(np.uint8))
-        np.save(out / f"{split}_recording.npy", recording.astype(np.int16))
-        np.save(out / f"{split}_snr_db.npy", snr)
+        np.save(out / f"{split}_recording.npy", plan.recording.astype(np.int16))
+        np.save(out / f"{split}_snr_db.npy", plan.snr_db)
         audio = np.lib.format.open_memmap(out / f"{split}_audio.npy", mode="w+", dtype=np.uint8, shape=(n, 112, 112))
         for i in range(n):
-            speech = waves[recording[i]]
-            # SNR against the speech power over the recording itself, not over the padded clip.
-            scale = np.sqrt(np.mean(speech**2) / 10.0 ** (snr[i] / 10.0))
-            clip = fit_clip(speech) + scale * noise[starts[i] : starts[i] + CLIP_SAMPLES]
-            audio[i] = log_spectrogram(clip)
+            audio[i] = noisy_spectrogram(waves[plan.recording[i]], noise, plan.snr_db[i], plan.noise_start[i])
             bar.update(1)
         audio.flush()
         del audio
@@ -249,3 +321,70 @@ class AVMNIST(Dataset):
         image = torch.from_numpy(np.asarray(self._image[i], dtype=np.float32) / 255.0)
         audio = torch.from_numpy(np.asarray(self._audio[i], dtype=np.float32) / 255.0)
         return {"inputs": {"image": image[None], "audio": audio[None]}, "target": self.targets[i], "index": i}
+
+
+class EmbeddedAVMNIST(Dataset):
+    """One split of the small AV-MNIST made from packaged data (:func:`embedded_avmnist_splits`); samples as AVMNIST.
+
+    Each spectrogram is computed (as :func:`build_avmnist` computes it) when its sample is first read, then kept.
+
+    Args:
+        images: (N, 28, 28) uint8 degraded images.
+        labels: (N,) digits.
+        waves: the recordings' float waveforms.
+        pairing: the split's recording, SNR and noise segment per sample.
+        noise: the noise track.
+    """
+
+    modalities = ("image", "audio")
+    class_names = [str(d) for d in range(10)]
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, waves: list[np.ndarray], pairing: NoisyPairing, noise: np.ndarray
+    ) -> None:
+        self._images, self._waves, self._noise = images, waves, noise
+        self.pairing = pairing
+        self.targets = torch.from_numpy(labels.astype(np.int64))
+        # Pages of the cache are only committed when written: a run on a few samples only pays for those.
+        self._audio = np.empty((len(labels), 112, 112), dtype=np.uint8)
+        self._ready = np.zeros(len(labels), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not self._ready[i]:
+            p = self.pairing
+            speech = self._waves[p.recording[i]]
+            self._audio[i] = noisy_spectrogram(speech, self._noise, p.snr_db[i], p.noise_start[i])
+            self._ready[i] = True
+        image = torch.from_numpy(self._images[i].astype(np.float32) / 255.0)
+        audio = torch.from_numpy(self._audio[i].astype(np.float32) / 255.0)
+        return {"inputs": {"image": image[None], "audio": audio[None]}, "target": self.targets[i], "index": i}
+
+
+def embedded_avmnist_splits(
+    components: int = COMPONENTS, snr_db: tuple[float, float] = SNR_DB, seed: int = 0, clips: str | Path = CLIPS_PATH
+) -> tuple[EmbeddedAVMNIST, EmbeddedAVMNIST, EmbeddedAVMNIST]:
+    """Train, val and test of a small AV-MNIST from the packaged avdigits images and FSDD clips.
+
+    The steps are :func:`build_avmnist`'s: PCA fit on the training images, test speaker only in test, pairing by
+    digit, pink noise at a uniform per-sample SNR.
+
+    Args:
+        components: PCA components kept for the images.
+        snr_db: range of the uniform per-sample SNR of the added pink noise, in dB.
+        seed: seed of the pairing, the SNRs and the noise segments.
+        clips: the FSDD clips file (default: the packaged one).
+    """
+    parts = {split: digit_images(split) for split in SPLITS}
+    names, waves = read_clips(clips)
+    digits, test_pool = _recording_labels(names)
+    train = parts["train"][0]
+    mean, basis = fit_pca(train.reshape(len(train), -1).astype(np.float64), components)
+    labels = {split: y for split, (_, y) in parts.items()}
+    noise, plans = plan_audio(labels, digits, test_pool, snr_db, np.random.default_rng(seed))
+    return tuple(  # type: ignore[return-value]
+        EmbeddedAVMNIST(degrade_images(x, mean, basis), y, waves, plans[split], noise)
+        for split, (x, y) in parts.items()
+    )

@@ -17,6 +17,7 @@ import torch
 from num2words import num2words
 from torch.utils.data import Dataset
 
+from polymodal.data.avdigits import digit_images
 from polymodal.data.mnist import read_mnist
 from polymodal.modalities.image import ImageAdapter, ImageConfig
 from polymodal.modalities.text import TextAdapter, TextConfig
@@ -33,8 +34,8 @@ TEMPLATES = {
     "pl": ("{}", "odręczna cyfra {}", "cyfra {}"),
 }
 LANGUAGES = tuple(TEMPLATES)
-VAL_SIZE = 1000  # the last MNIST training images; kept small so per-epoch validation stays cheap on CPU
-TEST_SIZE = 2000  # the first MNIST test images
+VAL_SIZE = 1000  # validation images; kept small so per-epoch validation stays cheap on CPU
+TEST_SIZE = 2000  # test images
 SPLITS = ("train", "val", "test")
 
 
@@ -135,19 +136,29 @@ class DigitCaptions(Dataset):
 
 
 def digit_caption_splits(
-    path: str | Path, seed: int, image: ImageConfig, text: TextConfig
+    path: str | Path | None, seed: int, image: ImageConfig, text: TextConfig
 ) -> tuple[DigitCaptions, DigitCaptions, DigitCaptions]:
-    """Train (MNIST train minus its last VAL_SIZE), val (those) and test (first TEST_SIZE MNIST test images).
+    """Train, val (at most VAL_SIZE) and test (at most TEST_SIZE) captioned digits.
 
-    The captions of each split are drawn with their own fixed seed derived from ``seed``.
+    Args:
+        path: a Keras-style ``mnist.npz``: train is its training images minus the last VAL_SIZE, val those, test its
+            first TEST_SIZE test images. None uses the packaged avdigits images: all of its train split, the first
+            VAL_SIZE of its val and the first TEST_SIZE of its test split.
+        seed: the captions of each split are drawn with their own fixed seed derived from it.
+        image: image adapter settings.
+        text: tokeniser settings.
     """
-    arrays = read_mnist(Path(path))
-    n = len(arrays["x_train"]) - VAL_SIZE
-    parts = {
-        "train": (arrays["x_train"][:n], arrays["y_train"][:n]),
-        "val": (arrays["x_train"][n:], arrays["y_train"][n:]),
-        "test": (arrays["x_test"][:TEST_SIZE], arrays["y_test"][:TEST_SIZE]),
-    }
+    if path is None:
+        train, val, test = (digit_images(split) for split in SPLITS)
+        parts = {"train": train, "val": tuple(a[:VAL_SIZE] for a in val), "test": tuple(a[:TEST_SIZE] for a in test)}
+    else:
+        arrays = read_mnist(Path(path))
+        n = len(arrays["x_train"]) - VAL_SIZE
+        parts = {
+            "train": (arrays["x_train"][:n], arrays["y_train"][:n]),
+            "val": (arrays["x_train"][n:], arrays["y_train"][n:]),
+            "test": (arrays["x_test"][:TEST_SIZE], arrays["y_test"][:TEST_SIZE]),
+        }
     return tuple(  # type: ignore[return-value]
         DigitCaptions(x, y, seed * 3 + k, image, text) for k, (x, y) in enumerate(parts[s] for s in SPLITS)
     )

@@ -13,9 +13,16 @@ training size (1 to 700, default :data:`PARSE_TRAIN`): the first N numbers of th
 set is part of every larger one; the other tasks and every validation and test split stay as they are. Number
 phrases come from ``assets/number_phrases.tsv`` (built by ``scripts/build_number_phrases.py`` with num2words). The
 numbers are split once (test 200, validation 100, the rest for training), the same for ``translate`` and ``parse``,
-so no test number is ever seen in training by either task. FSDD validation is takes 5-7 of the official train split,
-test the official takes 0-4; MNIST validation is the 300 training images after the first 1000, test the first 500
-test images. The large tasks are cut to about a thousand examples each so a joint run fits a few CPU minutes.
+so no test number is ever seen in training by either task. FSDD's split comes from its file names,
+``{digit}_{speaker}_{take}.wav``: test is FSDD's documented test split, takes 0-4 of every digit and speaker;
+validation is takes 5-7 of its train split and training takes 8-23. The large tasks are cut to about a thousand
+examples each so a joint run fits a few CPU minutes.
+
+Two sources give the images and recordings. Without ``root`` they come from the packaged avdigits file (its MNIST
+images and its log-mels of all 3000 FSDD recordings): training, validation and test images are the first 1000, 300
+and 500 of its train, val and test splits. With ``root``, the user's copies: ``root/mnist/mnist.npz`` (Keras
+layout; validation the 300 training images after the first 1000, test the first 500 test images) and
+``root/fsdd/recordings/*.wav`` (a clone of the FSDD repository), decoded with the run's audio settings.
 
 A sample is ``{"inputs": {modality: tensor}, "target": LongTensor(1 + OUTPUT_LENGTH), "index": i}``: ``target[0]``
 is the task id and ``target[1:]`` the output, either the class index (global over :data:`CLASS_NAMES`, each class
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,6 +45,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from polymodal.data import avdigits
 from polymodal.data.mnist import read_mnist
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
@@ -49,7 +58,9 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 MNIST_TRAIN, MNIST_VAL, MNIST_TEST = 1000, 300, 500
 NUMBER_TEST, NUMBER_VAL, PARSE_TRAIN = 200, 100, 300
 NUMBER_TRAIN = 1000 - NUMBER_TEST - NUMBER_VAL  # 700: translate's training numbers, the most parse can have
-FSDD_VAL_TAKES, FSDD_TRAIN_TAKES = range(5, 8), range(8, 24)  # takes 0-4 are FSDD's official test split
+# FSDD's documented test split is takes 0-4 of every digit and speaker; validation is carved from its train split.
+FSDD_TEST_TAKES, FSDD_VAL_TAKES, FSDD_TRAIN_TAKES = range(0, 5), range(5, 8), range(8, 24)
+FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)$")  # the stem of an FSDD file: {digit}_{speaker}_{take}
 
 
 @dataclass(frozen=True)
@@ -111,21 +122,64 @@ def _class_target(task_id: int, index: int) -> Tensor:
     return target
 
 
-@functools.lru_cache(maxsize=2)
-def _fsdd(root: str, audio_json: str) -> tuple[Tensor, list[dict[str, Any]]]:
-    """Every FSDD clip as a log-mel (N, 1, F, T) and its row of ``splits.csv`` (cached: runs in one process share)."""
+def fsdd_split(stem: str) -> tuple[str, int, str] | None:
+    """(split, digit, speaker) of an FSDD recording from its file stem, or None for a take no split uses.
+
+    Raises:
+        DataError: a stem that is not ``{digit}_{speaker}_{take}`` or names a speaker the speaker task lacks.
+    """
+    match = FSDD_NAME.match(stem)
+    if match is None:
+        raise DataError(f"{stem}: not an FSDD recording name ({{digit}}_{{speaker}}_{{take}})")
+    digit, speaker, take = int(match[1]), match[2], int(match[3])
+    if speaker not in SPEAKERS:
+        raise DataError(f"{stem}: unknown FSDD speaker {speaker!r} (the speaker task knows {', '.join(SPEAKERS)})")
+    takes = {"test": FSDD_TEST_TAKES, "val": FSDD_VAL_TAKES, "train": FSDD_TRAIN_TAKES}
+    split = next((name for name, chosen in takes.items() if take in chosen), None)
+    return None if split is None else (split, digit, speaker)
+
+
+def _fsdd_files(root: str) -> list[Path]:
     folder = Path(root) / "fsdd"
-    try:
-        with (folder / "splits.csv").open(encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise DataError(f"{folder / 'splits.csv'}: cannot read ({err.strerror}); data.root must hold fsdd/") from None
-    adapter = AudioAdapter(AudioConfig.model_validate_json(audio_json))
-    return torch.stack([adapter.from_file(folder / r["path"]) for r in rows]), rows
+    recordings = folder / "recordings" if (folder / "recordings").is_dir() else folder
+    files = sorted(p for p in recordings.glob("*.wav") if FSDD_NAME.match(p.stem))
+    if not files:
+        raise DataError(
+            f"{recordings}: no FSDD recordings ({{digit}}_{{speaker}}_{{take}}.wav); data.root must hold fsdd/"
+        )
+    return files
 
 
-def _mnist(root: str) -> dict[str, np.ndarray]:
-    return read_mnist(Path(root) / "mnist" / "mnist.npz")
+@functools.lru_cache(maxsize=2)
+def _fsdd(root: str | None, audio_json: str) -> list[tuple[str, int, str, Tensor]]:
+    """(split, digit, speaker, log-mel (1, F, T)) of every used FSDD take (cached: runs in one process share).
+
+    ``root`` None reads the packaged avdigits recordings, else the WAV files under ``root/fsdd``.
+    """
+    audio = AudioConfig.model_validate_json(audio_json)
+    if root is None:
+        names, mels = avdigits.recording_bank(None, audio)
+        clips = [(fsdd_split(name), mel) for name, mel in zip(names, mels, strict=True)]
+    else:
+        adapter = AudioAdapter(audio)
+        labelled = [(path, fsdd_split(path.stem)) for path in _fsdd_files(root)]
+        clips = [(label, adapter.from_file(path)) for path, label in labelled if label is not None]
+    return [(*label, mel) for label, mel in clips if label is not None]
+
+
+def _mnist(root: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Images and digits of each split: the packaged avdigits images (``root`` None) or ``root/mnist/mnist.npz``."""
+    if root is None:
+        return {
+            split: tuple(a[:n] for a in avdigits.digit_images(split))  # type: ignore[misc]
+            for split, n in (("train", MNIST_TRAIN), ("val", MNIST_VAL), ("test", MNIST_TEST))
+        }
+    mnist = read_mnist(Path(root) / "mnist" / "mnist.npz")
+    return {
+        "train": (mnist["x_train"][:MNIST_TRAIN], mnist["y_train"][:MNIST_TRAIN]),
+        "val": (mnist["x_train"][MNIST_TRAIN : MNIST_TRAIN + MNIST_VAL], mnist["y_train"][MNIST_TRAIN:][:MNIST_VAL]),
+        "test": (mnist["x_test"][:MNIST_TEST], mnist["y_test"][:MNIST_TEST]),
+    }
 
 
 class MultitaskDigits(Dataset):
@@ -151,17 +205,17 @@ class MultitaskDigits(Dataset):
 
 
 def multitask_digit_splits(
-    root: str,
+    root: str | None,
     image: ImageConfig,
     audio: AudioConfig,
     text: TextConfig,
     tasks: list[str] | None = None,
     low_data_examples: int | None = None,
 ) -> tuple[MultitaskDigits, MultitaskDigits, MultitaskDigits]:
-    """Builds train, validation and test splits from ``root`` (holding ``mnist/`` and ``fsdd/``).
+    """Builds train, validation and test splits.
 
     Args:
-        root: the data folder.
+        root: a folder holding ``mnist/mnist.npz`` and ``fsdd/recordings/``; None uses the packaged avdigits data.
         image: image adapter settings.
         audio: audio adapter settings.
         text: text adapter settings (inputs; outputs are bytes up to ``OUTPUT_LENGTH``).
@@ -190,32 +244,21 @@ def multitask_digit_splits(
     return MultitaskDigits(chosen["train"]), MultitaskDigits(chosen["val"]), MultitaskDigits(chosen["test"])
 
 
-def _add_mnist(splits: dict[str, list[Any]], root: str, image: ImageConfig) -> None:
+def _add_mnist(splits: dict[str, list[Any]], root: str | None, image: ImageConfig) -> None:
     task_id, offset = [t.name for t in TASKS].index("mnist"), class_offsets()["mnist"]
-    mnist = _mnist(root)
     images = ImageAdapter(image)
-    parts = {
-        "train": (mnist["x_train"][:MNIST_TRAIN], mnist["y_train"][:MNIST_TRAIN]),
-        "val": (mnist["x_train"][MNIST_TRAIN : MNIST_TRAIN + MNIST_VAL], mnist["y_train"][MNIST_TRAIN:][:MNIST_VAL]),
-        "test": (mnist["x_test"][:MNIST_TEST], mnist["y_test"][:MNIST_TEST]),
-    }
-    for split, (x, y) in parts.items():
-        for pixels, label in zip(images.from_arrays(x, "mnist.npz"), y.tolist(), strict=True):
+    for split, (x, y) in _mnist(root).items():
+        for pixels, label in zip(images.from_arrays(x, "mnist"), y.tolist(), strict=True):
             splits[split].append((task_id, "image", pixels, _class_target(task_id, offset + label)))
 
 
-def _add_fsdd(splits: dict[str, list[Any]], root: str, audio: AudioConfig) -> None:
+def _add_fsdd(splits: dict[str, list[Any]], root: str | None, audio: AudioConfig) -> None:
     ids, offsets = {t.name: i for i, t in enumerate(TASKS)}, class_offsets()
-    spectrograms, rows = _fsdd(str(root), audio.model_dump_json())
-    for mel, row in zip(spectrograms, rows, strict=True):
-        take = int(row["index"])
-        split = "test" if row["official_split"] == "test" else "val" if take in FSDD_VAL_TAKES else "train"
-        if split == "train" and take not in FSDD_TRAIN_TAKES:
-            continue
-        word = DIGIT_WORDS[int(row["digit"])]
-        speaker = offsets["speaker"] + SPEAKERS.index(row["speaker"])
+    for split, digit, speaker, mel in _fsdd(root, audio.model_dump_json()):
+        word = DIGIT_WORDS[digit]
+        speaker_class = offsets["speaker"] + SPEAKERS.index(speaker)
         splits[split].append((ids["asr"], "audio", mel, _text_target(ids["asr"], word)))
-        splits[split].append((ids["speaker"], "audio", mel, _class_target(ids["speaker"], speaker)))
+        splits[split].append((ids["speaker"], "audio", mel, _class_target(ids["speaker"], speaker_class)))
 
 
 def _add_numbers(splits: dict[str, list[Any]], text: TextConfig, parse_train: int) -> None:

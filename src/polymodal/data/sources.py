@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from polymodal.data.avdigits import AVDigits
-from polymodal.data.avmnist import AVMNIST
+from polymodal.data.avmnist import AVMNIST, embedded_avmnist_splits
 from polymodal.data.collate import Collate
 from polymodal.data.digit_captions import Captioned, digit_caption_splits
 from polymodal.data.fitting import fit_manifest_settings
@@ -177,10 +177,12 @@ def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
 
 @DATASETS.register("avmnist", ComponentConfig)
 def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
-    """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``."""
-    root = _required_root(data, "the folder written by `polymodal data build avmnist`")
+    """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``; without it, a small
+    AV-MNIST made the same way from packaged data (avdigits images, FSDD clips)."""
     _list_of_modalities(data)
-    return fixed_splits(data, *(AVMNIST(split, root) for split in ("train", "val", "test")))
+    if not data.root:
+        return fixed_splits(data, *embedded_avmnist_splits())
+    return fixed_splits(data, *(AVMNIST(split, data.root) for split in ("train", "val", "test")))
 
 
 def manifest_split(
@@ -213,10 +215,10 @@ def check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...
 
 @DATASETS.register("digit-captions", ComponentConfig)
 def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
-    """MNIST images with generated multilingual captions (MoMo); ``data.root`` is a Keras-style ``mnist.npz``."""
-    root = _required_root(data, "the path of a Keras-style mnist.npz")
+    """MNIST images with generated multilingual captions (MoMo): the packaged avdigits images, or ``data.root``, the
+    user's Keras-style ``mnist.npz``."""
     _list_of_modalities(data)
-    return fixed_splits(data, *digit_caption_splits(root, seed, data.image, data.text))
+    return fixed_splits(data, *digit_caption_splits(data.root, seed, data.image, data.text))
 
 
 def carve_validation(train: Any, data: Any, seed: int, remedy: str) -> tuple[Dataset, Dataset]:
@@ -321,15 +323,14 @@ def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
 
 @DATASETS.register("multitask-digits", ComponentConfig)
 def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
-    """MultiModel's five digit tasks (image, audio and text in; classes or text out); ``data.root`` holds ``mnist/``
-    and ``fsdd/`` as in the shared data folder."""
-    root = _required_root(data, "a folder holding mnist/mnist.npz and fsdd/")
+    """MultiModel's five digit tasks (image, audio and text in; classes or text out) from the packaged avdigits data,
+    or from ``data.root`` holding the user's ``mnist/mnist.npz`` and ``fsdd/recordings/``."""
     if data.modalities is not None:
         raise ConfigError("data.modalities: multitask-digits fixes each task's modality; leave it unset")
     if data.task != "classification":
         raise ConfigError("data.task: multitask-digits mixes class and text outputs; keep data.task: classification")
     train, val, test = multitask_digit_splits(
-        root, data.image, data.audio, data.text, data.tasks, data.low_data_examples
+        data.root, data.image, data.audio, data.text, data.tasks, data.low_data_examples
     )
     image = (data.image.channels, data.image.size, data.image.size)
     shapes = {"image": image, "audio": (1, data.audio.n_mels, data.audio.max_frames), "text": ()}
