@@ -308,6 +308,29 @@ def test_a_torch_free_command_line(tmp_path):
         assert answer in done.stdout + done.stderr and "Traceback" not in done.stderr, argv
 
 
+def test_a_config_error_in_a_section_answers_without_torch(tmp_path):
+    """Unknown keys, types and ranges are found before the registries (and torch) are imported; a component spec's
+    error (an unknown encoder) is found after, with the same one-line form."""
+    code = "import sys\nfrom polymodal.cli import main\nprint(main(sys.argv[1:]), 'torch' in sys.modules)"
+    answers = {
+        "train avdigits-joint trainer.lr=1": ("trainer.lr: unknown key (did you mean trainer.optimizer.lr?)", False),
+        "config avdigits-joint trainer.epochs=0": ("trainer.epochs: Input should be greater than or equal to 1", False),
+        "config avdigits-joint trainer.seed=one": ("trainer.seed: Input should be a valid integer", False),
+        "config avdigits-joint data.image.size=0": ("data.image.size: Input should be greater than 0", False),
+        "config avdigits-joint data.augment.text.typo=1": ("data.augment.text.typo: Input should be less", False),
+        "config avdigits-joint data.modalities=[imag]": ("data.modalities: unknown modality 'imag'", False),
+        "config avdigits-joint model.encoders.image.name=lenett": ("did you mean 'lenet'?", True),
+    }
+    for argv, (answer, torch_imported) in answers.items():
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv.split()], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert done.stdout.split() == ["2", str(torch_imported)], (argv, done.stdout, done.stderr)
+        recipe = "avdigits-joint.yaml with overrides: "
+        assert done.stderr.startswith("polymodal: error: ") and recipe in done.stderr, (argv, done.stderr)
+        assert answer in done.stderr and len(done.stderr.splitlines()) == 1, (argv, done.stderr)
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

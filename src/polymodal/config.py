@@ -2,6 +2,9 @@
 
 A recipe is YAML with the sections ``data``, ``model``, ``strategy``, ``trainer`` and ``eval``. Every section and
 every registered component rejects unknown keys, and errors name the file and the dotted key.
+
+Nothing here imports torch at import time: the sections are checked first, and only the registries of datasets and
+components (imported by :func:`validate_config` once the structure is valid) need it.
 """
 
 from __future__ import annotations
@@ -11,19 +14,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from polymodal.data.augment import AugmentConfig
-from polymodal.data.sources import DATASETS
+from polymodal.data.augment_settings import AugmentConfig
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
-from polymodal.modalities.audio import AudioConfig
-from polymodal.modalities.features import FeaturesConfig
-from polymodal.modalities.image import ImageConfig
-from polymodal.modalities.text import TextConfig
-from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+from polymodal.modalities.settings import AudioConfig, FeaturesConfig, ImageConfig, TextConfig
 from polymodal.recipe_files import apply_overrides, read_recipe
 from polymodal.recipes import bundled_recipes, recipe_summary  # noqa: F401 (re-exported: the recipe API)
 from polymodal.registry import format_validation_error
-from polymodal.strategies import STRATEGIES
 
 
 class Section(BaseModel):
@@ -33,6 +30,7 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Which data, how it is split and batched, and how each modality is converted."""
 
+    # A registered dataset (``data.sources.DATASETS``), checked by validate_config and data_config.
     name: str = "avdigits"
     root: str | None = None
     train: str | None = None
@@ -68,15 +66,6 @@ class DataConfig(Section):
     features: FeaturesConfig = FeaturesConfig()
     # Training batches only: random transforms per modality kind, e.g. {image: {}, audio: {shift: 0.2}}.
     augment: AugmentConfig = AugmentConfig()
-
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, value: str) -> str:
-        try:
-            DATASETS.get(value)
-        except ConfigError as err:
-            raise ConfigError(f"data.name: {err}") from None
-        return value
 
     @field_validator("train_part")
     @classmethod
@@ -249,20 +238,39 @@ class RunConfig(Section):
 def data_config(overrides: list[str]) -> DataConfig:
     """A ``DataConfig`` from ``key.path=value`` overrides of its defaults (for commands that need only data)."""
     try:
-        return DataConfig(**apply_overrides({}, overrides))
+        config = DataConfig(**apply_overrides({}, overrides))
     except ValidationError as err:
         raise ConfigError(f"data settings: {format_validation_error(err, model=DataConfig)}") from None
+    _check_dataset(config)
+    return config
+
+
+def _check_dataset(data: DataConfig) -> None:
+    from polymodal.data.sources import DATASETS  # imports torch
+
+    try:
+        DATASETS.get(data.name)
+    except ConfigError as err:
+        raise ConfigError(f"data.name: {err}") from None
 
 
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
-    """Validates a recipe mapping, including each registered component, and fills every default."""
+    """Validates a recipe mapping, including each registered component, and fills every default.
+
+    Two phases: the structure of every section (unknown keys, types, ranges) without importing torch, so such an
+    error answers at once; then the dataset name and each component spec against the registries, which import torch.
+    """
     try:
         config = RunConfig(**data)
     except ValidationError as err:
         raise ConfigError(f"{source}: {format_validation_error(err, model=RunConfig)}") from None
     except ConfigError as err:  # raised by a field validator, e.g. an unknown modality name
         raise ConfigError(f"{source}: {err}") from None
+    from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+    from polymodal.strategies import STRATEGIES
+
     try:
+        _check_dataset(config.data)
         try:
             ARCHITECTURES.get(config.model.name)
         except ConfigError as err:

@@ -8,18 +8,16 @@ import struct
 import warnings
 from math import gcd
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import soundfile
 import torch
-from pydantic import Field, model_validator
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 from torch import Tensor
 
 from polymodal.errors import DataError
-from polymodal.registry import ComponentConfig
+from polymodal.modalities.settings import AudioConfig
 
 # Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
 LOG_FLOOR = 1e-6
@@ -28,42 +26,6 @@ MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384_000
 # A data chunk size of 0xFFFFFFFF is the placeholder that streaming writers (e.g. ffmpeg to a pipe) leave: read to EOF.
 _STREAMED_SIZE = 0xFFFFFFFF
-
-
-class AudioConfig(ComponentConfig):
-    """Log-mel front end.
-
-    Args:
-        sample_rate: rate every waveform is resampled to, in Hz.
-        n_fft: STFT window and FFT length in samples.
-        hop_length: STFT hop in samples.
-        n_mels: number of mel bands.
-        f_min: lowest filter edge in Hz.
-        f_max: highest filter edge in Hz; ``None`` means ``sample_rate / 2``.
-        max_frames: frames kept per clip (cropped as ``crop`` says, or right-padded with silence).
-        crop: which frames a longer clip keeps: ``centre`` (the middle ones) or ``loudest`` (the window of
-            ``max_frames`` with the most energy, so a word late in a long recording is kept).
-    """
-
-    sample_rate: int = Field(8000, gt=0)
-    n_fft: int = Field(256, gt=0)
-    hop_length: int = Field(128, gt=0)
-    n_mels: int = Field(32, gt=0)
-    f_min: float = Field(0.0, ge=0.0)
-    f_max: float | None = None
-    max_frames: int = Field(64, gt=0)
-    crop: Literal["centre", "loudest"] = "centre"
-
-    @model_validator(mode="after")
-    def _check_band(self) -> AudioConfig:
-        if not self.f_min < self.upper_frequency <= self.sample_rate / 2:
-            raise ValueError(f"need f_min < f_max <= sample_rate / 2 = {self.sample_rate / 2}")
-        return self
-
-    @property
-    def upper_frequency(self) -> float:
-        """``f_max`` with ``None`` resolved to the Nyquist frequency."""
-        return self.sample_rate / 2 if self.f_max is None else float(self.f_max)
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray | float:

@@ -6,23 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import Tensor
 
 from polymodal.errors import DataError
-from polymodal.registry import ComponentConfig
-
-
-class FeaturesConfig(ComponentConfig):
-    """Checks applied to feature arrays.
-
-    Args:
-        dim: expected last dimension D; ``None`` accepts any.
-        max_length: keep at most this many steps T; ``None`` keeps all.
-    """
-
-    dim: int | None = Field(None, gt=0)
-    max_length: int | None = Field(None, gt=0)
+from polymodal.modalities.settings import FeaturesConfig
 
 
 def load_npy(path: str | Path) -> np.ndarray:

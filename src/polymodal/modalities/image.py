@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor
 
 from polymodal.errors import DataError
 from polymodal.modalities.features import load_npy
-from polymodal.registry import ComponentConfig
+from polymodal.modalities.settings import ImageConfig
 
 # ITU-R BT.601 luma weights for RGB -> gray.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-class ImageConfig(ComponentConfig):
-    """Image geometry and normalisation.
-
-    Args:
-        size: output height and width in pixels (images are stretched to a square, not cropped).
-        channels: 1 (gray) or 3 (RGB).
-        mean: subtracted after scaling pixels to [0, 1].
-        std: divides after subtracting ``mean``.
-    """
-
-    size: int = Field(28, gt=0)
-    channels: Literal[1, 3] = 1
-    mean: float = 0.5
-    std: float = Field(0.5, gt=0.0)
 
 
 def _unit_scale(arr: np.ndarray, source: str) -> np.ndarray:

@@ -5,20 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from polymodal.registry import ComponentConfig
-
-
-class TextConfig(ComponentConfig):
-    """Tokenisation limits.
-
-    Args:
-        max_length: tokens kept per text (UTF-8 bytes, truncated on the right).
-    """
-
-    max_length: int = Field(64, gt=0)
+from polymodal.modalities.settings import TextConfig
 
 
 class ByteTokenizer:
