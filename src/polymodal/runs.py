@@ -475,7 +475,7 @@ def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labe
     )
     if len(dataset.absent) == len(columns):
         wanted = ", ".join(map(repr, columns.values()))
-        raise DataError(f"{data}: none of the run's input columns ({wanted}) found with a value")
+        raise DataError(f"{data}: none of the run's input columns ({wanted}) is in the file with a value")
     check_same_shapes(dataset, shapes, "the run's training data")
     for column in dataset.absent:
         modality = next(m for m, c in columns.items() if c == column)

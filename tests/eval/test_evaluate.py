@@ -19,7 +19,9 @@ def test_full_report_shows_each_pass(capsys, monkeypatch):
     def predict(b: dict) -> torch.Tensor:  # class 1 when the image is there
         return torch.stack([~b["present"]["image"], b["present"]["image"]], dim=1).float()
 
-    report = full_report(predict, [batch], "classification", modalities, ["a", "b"], [0.0, 1.0], 0, "cpu", None, True)
+    report = full_report(
+        predict, [batch], "classification", modalities, ["a", "b"], [0.0, 1.0], 0, "cpu", None, show_progress=True
+    )
     passes = [line.split("  ")[0] for line in capsys.readouterr().err.splitlines()]
     assert passes == [
         "all modalities",
