@@ -69,6 +69,8 @@ VARIANTS: dict[str, list[str]] = {
     "fused-selection": ["trainer.selection_metric=accuracy"],
     "no-unimodal-loss": ["strategy.unimodal_weight=0"],
     "mla": ["strategy={name: alternating, projection: false}"],
+    "mla-proj": ["strategy={name: alternating}"],
+    "mla-noaug": ["strategy={name: alternating, projection: false}", "data.augment={}"],
     "dropout": ["strategy.modality_dropout=0.3"],
     "weight-3": ["strategy.unimodal_weight=3.0"],
     "mlp-head": ["model.head={name: mlp, hidden: 128}"],
@@ -180,6 +182,8 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+# Hand-written analysis below this line in smalldata.md survives regeneration of the tables above it.
+NOTES_MARKER = "<!-- notes: kept when the tables are regenerated -->"
 COLUMNS = [
     "val_robust",
     "fused",
@@ -262,7 +266,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         "- commands: `python benchmarks/smalldata.py run --runs DIR --sizes S --seeds 0 1 2 --variants default old "
         "unimodal [noaug concat ...]`, then `python benchmarks/smalldata.py report --runs DIR`",
     ]
-    args.results.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    md = args.results.with_suffix(".md")
+    notes = md.read_text().split(NOTES_MARKER, 1)[1] if md.is_file() and NOTES_MARKER in md.read_text() else "\n"
+    md.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + notes)
     args.results.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
 

@@ -119,11 +119,26 @@ def test_alternating_learns(toy_batch):
     torch.testing.assert_close(outputs.exp().sum(-1), torch.ones(len(outputs)))
 
 
-def test_rejects_regression_and_unequal_feature_sizes():
+def test_regression_averages_the_present_modalities(toy_batch):
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=1)
+    strategy = STRATEGIES.build(STRATEGIES.validate({"name": "alternating"}, "s"), model=model, task="regression")
+    batch = toy_batch(n=8)
+    batch = {**batch, "target": batch["target"].float()}
+    batch["present"]["image"] = torch.tensor([True, False] * 4)
+    model.eval()
+    with torch.no_grad():
+        outputs = strategy.predict(batch)
+        features = model.head(model.encoders["features"](batch["inputs"]["features"], batch["lengths"]["features"]))
+        image = model.head(model.encoders["image"](batch["inputs"]["image"]))
+    assert outputs.shape == (8, 1)
+    torch.testing.assert_close(outputs[1::2], features[1::2])  # image absent: the features' output alone
+    torch.testing.assert_close(outputs[::2], (features[::2] + image[::2]) / 2)
+    loss = strategy.step({"modality": "image", "batch": batch})["loss"]
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_rejects_unequal_feature_sizes():
     spec = STRATEGIES.validate({"name": "alternating"}, "s")
-    with pytest.raises(ConfigError, match="classification"):
-        STRATEGIES.build(spec, model=model, task="regression")
 
     class Unequal(_Cfg):
         encoders = {**_Cfg.encoders, "image": ENCODERS.validate({"name": "lenet", "out_dim": 4}, "e")}

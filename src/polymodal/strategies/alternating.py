@@ -63,7 +63,7 @@ class AlternatingStrategy(Strategy):
 
     Args:
         model: a model with ``encoders`` and a ``head`` over features of equal size (``late`` fusion).
-        task: must be ``"classification"`` (the fusion weights are entropies of class distributions).
+        task: ``"classification"`` (entropy-weighted fusion) or ``"regression"`` (the present modalities' mean).
         projection: project the shared head's gradients.
         alpha: initial OWM regulariser.
         alpha_decay: factor alpha is multiplied by every ``decay_updates`` updates.
@@ -88,8 +88,6 @@ class AlternatingStrategy(Strategy):
         combine: str,
     ) -> None:
         super().__init__(model, task)
-        if task != "classification":
-            raise ConfigError("strategy.name: alternating (MLA) needs a classification task")
         dims = {e.out_dim for e in model.encoders.values()}
         if len(dims) != 1:
             raise ConfigError(f"strategy.name: alternating shares one head, so encoder out_dim must match ({dims})")
@@ -153,10 +151,14 @@ class AlternatingStrategy(Strategy):
         self.updates += 1
 
     def predict(self, batch: dict[str, Any]) -> Tensor:
-        """Class log-probabilities (B, C) of the entropy-weighted per-modality outputs (see ``combine``)."""
+        """Class log-probabilities (B, C) of the entropy-weighted per-modality outputs (see ``combine``); for
+        regression, the mean (B, 1) of the present modalities' outputs (an entropy needs a class distribution)."""
         names = [m for m in self.model.encoders if m in batch["inputs"]]
         logits = torch.stack([self._logits(batch, m) for m in names], dim=1).float()  # (B, M, C)
         present = torch.stack([batch["present"][m] for m in names], dim=1)
+        if self.task == "regression":
+            mask = present.to(logits.dtype).unsqueeze(-1)
+            return (logits * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         weights = entropy_weights(logits, present).unsqueeze(-1)  # absent modalities weigh 0
         if self.combine == "logits":
             return torch.log_softmax((weights * logits).sum(1), dim=-1)
