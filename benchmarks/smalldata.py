@@ -47,15 +47,17 @@ ENCODERS = {
     "audio": "{audio: {name: spec_cnn, out_dim: 64}}",
     "text": "{text: {name: transformer, dim: 64, depth: 1}}",
 }
-# The recipe plus these overrides. "old" is manifest-joint before issue 15 (concat fusion, fused loss only, fused
+# The recipe plus these overrides; each variant states its whole strategy and augmentation, so it stays the same
+# config whatever the recipe's default. "old" is manifest-joint before issue 15 (concat fusion, fused loss only, fused
 # accuracy for selection, no augmentation, 10 epochs, 20 warm-up steps, 28 px gray / 8 kHz 1 s centre crop).
+AUGMENT_ALL = "data.augment={image: {}, audio: {}, text: {}}"
+JOINT = "strategy={name: joint, unimodal_weight: 1.0}"
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "old": [
+        "strategy={name: joint, modality_dropout: 0.2}",
         "model.fusion={name: concat}",
         "model.head={name: mlp, hidden: 128}",
-        "strategy.unimodal_weight=0",
-        "strategy.modality_dropout=0.2",
         "trainer.selection_metric=accuracy",
         "trainer.epochs=10",
         "trainer.scheduler={name: cosine, warmup_steps: 20}",
@@ -64,16 +66,22 @@ VARIANTS: dict[str, list[str]] = {
         "data.audio={sample_rate: 8000, max_frames: 64}",
         "data.text={max_length: 64}",
     ],
-    "noaug": ["data.augment={}"],
-    "concat": ["model.fusion={name: concat}", "model.head={name: mlp, hidden: 128}"],
-    "fused-selection": ["trainer.selection_metric=accuracy"],
-    "no-unimodal-loss": ["strategy.unimodal_weight=0"],
-    "mla": ["strategy={name: alternating, projection: false}"],
-    "mla-proj": ["strategy={name: alternating}"],
-    "mla-noaug": ["strategy={name: alternating, projection: false}", "data.augment={}"],
-    "dropout": ["strategy.modality_dropout=0.3"],
-    "weight-3": ["strategy.unimodal_weight=3.0"],
-    "mlp-head": ["model.head={name: mlp, hidden: 128}"],
+    "mla-noaug": ["data.augment={}"],
+    "mla": [AUGMENT_ALL],
+    "mla-proj": ["strategy={name: alternating}", AUGMENT_ALL],
+    "joint-unimodal": [JOINT, AUGMENT_ALL],
+    "noaug": [JOINT, "data.augment={}"],
+    "concat": [JOINT, AUGMENT_ALL, "model.fusion={name: concat}", "model.head={name: mlp, hidden: 128}"],
+    "fused-selection": [JOINT, AUGMENT_ALL, "trainer.selection_metric=accuracy"],
+    "no-unimodal-loss": ["strategy={name: joint}", AUGMENT_ALL],
+    "weight-3": ["strategy={name: joint, unimodal_weight: 3.0}", AUGMENT_ALL],
+    "mlp-head": [JOINT, AUGMENT_ALL, "model.head={name: mlp, hidden: 128}"],
+    "aug-unimodal-image": [
+        JOINT,
+        AUGMENT_ALL,
+        "model.encoders={image: {name: lenet, out_dim: 64}}",
+        "data.modalities={photo: image}",
+    ],
 }
 
 
@@ -88,7 +96,10 @@ def overrides_for(variant: str, folder: Path, seed: int) -> list[str]:
     base = [f"data.train={folder / 'train.csv'}", f"data.test={folder / 'test.csv'}", f"trainer.seed={seed}"]
     if variant.startswith("unimodal-"):
         m = variant.removeprefix("unimodal-")
-        return [*base, f"model.encoders={ENCODERS[m]}", f"data.modalities={{{_column(folder, m)}: {m}}}"]
+        # That modality's encoder alone, with the recipe's preprocessing and augmentation (joint strategy: with one
+        # modality its fused and unimodal losses are the same loss, kept as the baselines were first run).
+        encoders, columns = f"model.encoders={ENCODERS[m]}", f"data.modalities={{{_column(folder, m)}: {m}}}"
+        return [*base, JOINT, encoders, columns]
     return [*base, *VARIANTS[variant]]
 
 

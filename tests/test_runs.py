@@ -75,7 +75,7 @@ def test_run_directory(user_run: Path):
     assert metrics["command"] == sys.argv  # run in-process here: the test runner's command line
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(polymodal.runs.__file__).parent, capture_output=True)
     assert metrics["git_commit"] == head.stdout.decode().strip()  # the tests run from a checkout
-    assert (metrics["task"], metrics["strategy"], metrics["seed"]) == ("classification", "joint", 0)
+    assert (metrics["task"], metrics["strategy"], metrics["seed"]) == ("classification", "alternating", 0)
     assert metrics["params"] > 0 and metrics["train_seconds"] > 0 and metrics["epochs"] == 2
     for split in ("val", "test"):
         assert set(metrics[split]) == {"accuracy", "macro_f1"}
@@ -378,3 +378,19 @@ def test_two_image_columns_are_two_inputs(tmp_path: Path, digit_manifest_writer:
     assert set(metrics["per_modality"]) == {"image:front", "image:side", "text"}
     rows = polymodal.predict(run, tmp_path / "test.csv")
     assert len(rows) == 10 and rows[0]["present"] == ["image:front", "text", "image:side"]
+
+
+@pytest.mark.e2e
+def test_manifest_recipe_on_a_regression_target(tmp_path: Path, digit_manifest: Callable[..., Path], capsys):
+    digit_manifest("train.csv", rows=40, columns=("image", "text"))
+    digit_manifest("test.csv", rows=10, offset=40, columns=("image", "text"))
+    run = train_in(tmp_path, *TRAIN, "data.task=regression", "trainer.epochs=2", "data.batch_size=8")
+    err = capsys.readouterr().err
+    assert "selecting checkpoints on robust_mae instead of robust_accuracy" in err
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["selection_metric"] == "robust_mae"
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["task"] == "regression" and np.isfinite(metrics["test"]["mae"])
+    assert set(metrics["per_modality"]) == {"image", "text"} and "mae" in metrics["per_modality"]["image"]
+    assert metrics["diagnosis"]["chance"] > 0 and set(metrics["diagnosis"]["modalities"]) == {"image", "text"}
+    rows = polymodal.predict(run, tmp_path / "test.csv")
+    assert all(isinstance(r["prediction"], float) and "probabilities" not in r for r in rows)

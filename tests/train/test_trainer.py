@@ -297,6 +297,12 @@ def test_load_best_reports_the_selected_epoch_and_step(make_trainer) -> None:
     assert selected["step"] == 4 * selected["epoch"]
 
 
+def test_a_selection_metric_validation_does_not_report_is_one_error(make_trainer) -> None:
+    trainer = make_trainer(epochs=2, selection_metric="r1")  # the toy validation reports accuracy alone
+    with pytest.raises(ConfigError, match=r"trainer.selection_metric: 'r1' is not among the validation metrics"):
+        trainer.fit(ToyDataset(8))
+
+
 def test_tensorboard_events_hold_the_logged_values(make_trainer) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.collate import move_to
-from polymodal.errors import TrainingError
+from polymodal.errors import ConfigError, TrainingError
 from polymodal.progress import duration, progress, say
 from polymodal.train.checkpoint import (
     CheckpointManager,
@@ -357,6 +357,11 @@ class Trainer:
         self.model.train()
         self._write({f"val_{k}": v for k, v in metrics.items()})
         value = metrics.get(self.config.selection_metric)
+        if value is None and metrics:
+            raise ConfigError(
+                f"trainer.selection_metric: {self.config.selection_metric!r} is not among the validation metrics "
+                f"({', '.join(sorted(metrics))})"
+            )
         better = value is not None and (
             self.best is None or (value < self.best if self.minimise else value > self.best)
         )
