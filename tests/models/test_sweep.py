@@ -13,7 +13,20 @@ INPUTS = {
     "text": ((), torch.randint(2, 258, (3, 6)), torch.tensor([6, 3, 1])),
     "features": ((5,), torch.randn(3, 6, 5), torch.tensor([6, 2, 4])),
 }
-ENCODER_INPUTS = {"lenet": ["image"], "spec_cnn": ["audio"], "transformer": ["text", "features"]}
+ENCODER_INPUTS = {"lenet": ["image"], "spec_cnn": ["audio"], "transformer": ["text", "features"], "hf": ["text"]}
+# Settings an encoder cannot do without (the hf encoder needs a model: a tiny random BERT).
+REQUIRED = {
+    "hf": {
+        "config": {
+            "model_type": "bert",
+            "vocab_size": 258,
+            "hidden_size": 8,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        }
+    }
+}
 
 
 def test_every_encoder_has_inputs_here():
@@ -23,7 +36,8 @@ def test_every_encoder_has_inputs_here():
 @pytest.mark.parametrize("name,modality", [(n, m) for n, ms in ENCODER_INPUTS.items() for m in ms])
 def test_encoder_builds_and_backpropagates(name, modality):
     shape, x, lengths = INPUTS[modality]
-    encoder = ENCODERS.build(ENCODERS.validate({"name": name}, "enc"), input_shape=shape)
+    spec = ENCODERS.validate({"name": name, **REQUIRED.get(name, {})}, "enc")
+    encoder = ENCODERS.build(spec, input_shape=shape, modality=modality)
     out = encoder(x, lengths)
     assert out.shape == (3, encoder.out_dim)
     out.sum().backward()

@@ -214,7 +214,8 @@ def log_mel(wave: Tensor, cfg: AudioConfig) -> Tensor:
 
 
 class AudioAdapter:
-    """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames).
+    """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames), or with
+    ``cfg.features == "waveform"`` into the resampled waveforms of shape (1, max_frames * hop_length).
 
     Args:
         cfg: front-end parameters.
@@ -224,13 +225,27 @@ class AudioAdapter:
         self.cfg = cfg
 
     def from_wave(self, wave: np.ndarray, sample_rate: int) -> Tensor:
-        """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames)."""
+        """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames),
+        or (1, max_frames * hop_length) samples for ``features: waveform``."""
         wave = np.asarray(wave)
         if wave.ndim != 1 or wave.size == 0:
             raise DataError(f"waveform: expected a non-empty 1-D array, got shape {wave.shape}")
         check_sample_rate(sample_rate, "waveform")
-        wave = resample(wave, sample_rate, self.cfg.sample_rate)
-        return self.fit_frames(log_mel(torch.from_numpy(wave), self.cfg))
+        wave = torch.from_numpy(resample(wave, sample_rate, self.cfg.sample_rate))
+        if self.cfg.features == "waveform":
+            return self.fit_samples(wave)
+        return self.fit_frames(log_mel(wave, self.cfg))
+
+    def fit_samples(self, wave: Tensor) -> Tensor:
+        """Crops (``cfg.crop``), or right-pads with zeros (silence), a (T,) waveform to (1, max_frames * hop_length)."""
+        target = self.cfg.max_frames * self.cfg.hop_length
+        if wave.shape[0] < target:
+            return torch.nn.functional.pad(wave, (0, target - wave.shape[0])).unsqueeze(0)
+        start = (wave.shape[0] - target) // 2
+        if self.cfg.crop == "loudest":
+            energy = torch.cat([wave.new_zeros(1, dtype=torch.float64), (wave.double() ** 2).cumsum(0)])
+            start = int(torch.argmax(energy[target:] - energy[:-target]))
+        return wave[start : start + target].unsqueeze(0)
 
     def from_file(self, path: str | Path) -> Tensor:
         """Reads a WAV file (see :func:`read_wav`) and returns (1, n_mels, max_frames)."""

@@ -10,6 +10,7 @@ from polymodal.models.build import ARCHITECTURES, build_model
 from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
 from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion, LowRankFusion, TensorFusion
 from polymodal.models.heads import HEADS, LinearHead, MLPHead
+from polymodal.models.hf import HFEncoder
 from polymodal.models.moe import MixtureOfExperts
 from polymodal.models.multimodal import MultimodalModel
 from polymodal.models.multimodel import MultiModel
@@ -23,6 +24,7 @@ __all__ = [
     "BridgeProjector",
     "CMCRProjector",
     "ConcatFusion",
+    "HFEncoder",
     "LateFusion",
     "LeNetEncoder",
     "LinearHead",
