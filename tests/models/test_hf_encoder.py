@@ -24,7 +24,7 @@ LAYERS = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "n
 
 
 def build(modality: str, input_shape: tuple[int, ...], **spec: object) -> torch.nn.Module:
-    return ENCODERS.build(ENCODERS.validate({"name": "hf", **spec}, "e"), input_shape=input_shape, modality=modality)
+    return ENCODERS.build(ENCODERS.validate({"name": "hf", **spec}, "e"), input_shape=input_shape, kind=modality)
 
 
 def train(recipe: Path, *overrides: str) -> Path:

@@ -29,15 +29,19 @@ REQUIRED = {
 }
 
 
+# Encoders built from a trained run directory, swept in their own tests (tests/models/test_from_run.py).
+FROM_A_RUN = {"from_run"}
+
+
 def test_every_encoder_has_inputs_here():
-    assert set(ENCODERS.names()) == set(ENCODER_INPUTS)
+    assert set(ENCODERS.names()) == set(ENCODER_INPUTS) | FROM_A_RUN
 
 
 @pytest.mark.parametrize("name,modality", [(n, m) for n, ms in ENCODER_INPUTS.items() for m in ms])
 def test_encoder_builds_and_backpropagates(name, modality):
     shape, x, lengths = INPUTS[modality]
     spec = ENCODERS.validate({"name": name, **REQUIRED.get(name, {})}, "enc")
-    encoder = ENCODERS.build(spec, input_shape=shape, modality=modality)
+    encoder = ENCODERS.build(spec, input_shape=shape, kind=modality)
     out = encoder(x, lengths)
     assert out.shape == (3, encoder.out_dim)
     out.sum().backward()

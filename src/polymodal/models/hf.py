@@ -80,7 +80,8 @@ class HFEncoder(nn.Module):
 
     Args:
         input_shape: the adapter's shape of one sample: () for tokens, (C, H, W) for images, (1, T) for waveforms.
-        modality: the kind of input the encoder serves (the builder passes it); the model must be of it.
+        kind: the modality kind of the input it encodes (``image`` for ``image:front``; the builder passes it); the
+            model must be of it.
         path: a local ``save_pretrained`` directory (pretrained weights).
         config: ``config.json``-style settings with a ``model_type`` (random weights), instead of ``path``.
         pooling: ``cls`` (the first position), ``mean`` (over valid positions) or ``pooler`` (the model's pooler).
@@ -97,7 +98,7 @@ class HFEncoder(nn.Module):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        modality: str,
+        kind: str,
         path: str | None,
         config: dict[str, Any] | None,
         pooling: str,
@@ -107,15 +108,15 @@ class HFEncoder(nn.Module):
         **_: object,
     ) -> None:
         super().__init__()
-        if modality not in MODALITIES:
-            raise ConfigError(f"model.encoders.{modality}: the hf encoder takes {', '.join(MODALITIES)} inputs")
-        where = path if path is not None else f"model.encoders.{modality}"
+        if kind not in MODALITIES:
+            raise ConfigError(f"model.encoders.{kind}: the hf encoder takes {', '.join(MODALITIES)} inputs")
+        where = path if path is not None else f"model.encoders.{kind}"
         if path is not None:
-            self.model = load_model(path, f"{modality} model", check=_check_family(modality, where))
+            self.model = load_model(path, f"{kind} model", check=_check_family(kind, where))
         else:
-            self.model = model_from_config(dict(config or {}), f"model.encoders.{modality}")
-            _check_family(modality, where)(self.model.config)
-        self.modality = modality
+            self.model = model_from_config(dict(config or {}), f"model.encoders.{kind}")
+            _check_family(kind, where)(self.model.config)
+        self.modality = kind
         self.pooling = pooling
         self.lr_scale = lr_scale
         self._check_inputs(tuple(input_shape), where)
