@@ -34,10 +34,13 @@ def train(recipe: Path, *overrides: str) -> Path:
 
 
 @pytest.mark.parametrize("freeze", [True, False])
-def test_text_model_with_its_tokenizer_learns(bert_dir, toy_recipe, accuracy, freeze):
+def test_text_model_with_its_tokenizer_learns(bert_dir, toy_recipe, accuracy, freeze, capsys):
     encoder = {"name": "hf", "path": str(bert_dir), "freeze": freeze}
     run = train(toy_recipe("text", encoder, {"text": {"tokenizer": str(bert_dir), "max_length": 8}}))
     assert accuracy(run) >= 0.75
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0  # the saved run rebuilds the encoder and loads its weights
+    assert json.loads(capsys.readouterr().out)["test"]["accuracy"] == accuracy(run)
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -162,3 +165,21 @@ def test_missing_transformers(bert_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` raise ImportError
     with pytest.raises(ConfigError, match=r"needs transformers: pip install 'polymodal\[pretrained\]'"):
         build("text", (), path=str(bert_dir))
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        ["strategy.name=alternating", "model.fusion={name: late}"],
+        ["strategy.name=unimodal"],
+        ["strategy.name=contrastive", "model.options.projection_dim=8", "trainer.selection_metric=r1"],
+    ],
+    ids=lambda overrides: overrides[0].split("=")[1],
+)
+def test_hf_encoders_in_other_strategies(bert_dir, vit_dir, toy_recipe, strategy):
+    text = {"name": "hf", "path": str(bert_dir), "freeze": 1, "lr_scale": 0.5, "out_dim": 8}
+    recipe = toy_recipe("text", text, {"text": {"tokenizer": str(bert_dir)}, "image": {"processor": str(vit_dir)}})
+    image = f"model.encoders.image={{name: hf, path: {vit_dir}, out_dim: 8}}"
+    both = "data.modalities={image: image, text: text}"
+    run = train(recipe, both, image, "trainer.epochs=1", *strategy)
+    assert (run / "metrics.json").is_file()
