@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from polymodal.cli import main
 from polymodal.errors import ConfigError
@@ -183,3 +184,19 @@ def test_hf_encoders_in_other_strategies(bert_dir, vit_dir, toy_recipe, strategy
     both = "data.modalities={image: image, text: text}"
     run = train(recipe, both, image, "trainer.epochs=1", *strategy)
     assert (run / "metrics.json").is_file()
+
+
+def test_the_manifest_hf_recipe_runs_on_local_model_directories(bert_dir, vit_dir, wav2vec2_dir, toy_recipe):
+    folder = toy_recipe("text", {"name": "lenet"}).parent  # writes the toy manifests
+    paths = [
+        f"model.encoders.text.path={bert_dir}",
+        f"data.text.tokenizer={bert_dir}",
+        f"model.encoders.image.path={vit_dir}",
+        f"data.image={{processor: {vit_dir}}}",
+        f"model.encoders.audio.path={wav2vec2_dir}",
+    ]
+    data = [f"data.train={folder / 'train.csv'}", f"data.test={folder / 'test.csv'}", "data.target=label"]
+    argv = ["train", "manifest-hf", *data, *paths, "trainer.epochs=1", "trainer.progress=false"]
+    assert main([*argv, "--out", str(folder / "run")]) == 0
+    config = yaml.safe_load((folder / "run" / "config.yaml").read_text(encoding="utf-8"))
+    assert config["data"]["image"]["size"] == 16 and config["data"]["audio"]["features"] == "waveform"
