@@ -98,3 +98,21 @@ def test_waveform_features_are_the_resampled_samples():
     assert_close(centre[0], torch.from_numpy(wave[300:700]))
     loudest = AudioAdapter(config.model_copy(update={"crop": "loudest"})).from_wave(wave, 16000)
     assert loudest[0].sum() == 100
+
+
+def test_audio_processor_fills_the_waveform_settings(tmp_path):
+    wav2vec2 = _processor(tmp_path / "w2v", feature_size=1, sampling_rate=16000, do_normalize=True)
+    config = AudioConfig(processor=str(wav2vec2))
+    assert (config.features, config.sample_rate, config.normalize) == ("waveform", 16000, True)
+    assert AudioConfig(processor=str(wav2vec2), normalize=False).normalize is False
+    whisper = _processor(tmp_path / "whisper", feature_size=80, sampling_rate=16000)
+    with pytest.raises(ConfigError, match="^data.audio.processor: .* has no raw-waveform feature extractor"):
+        AudioConfig(processor=str(whisper))
+
+
+def test_normalised_waveforms_ignore_the_padding():
+    config = AudioConfig(features="waveform", normalize=True, sample_rate=8000, hop_length=100, max_frames=2)
+    wave = np.array([1.0, 3.0] * 50, dtype=np.float32)  # mean 2, standard deviation 1
+    out = AudioAdapter(config).from_wave(wave, 8000)
+    assert_close(out[0, :100], torch.tensor([-1.0, 1.0] * 50), atol=1e-4, rtol=0)
+    assert torch.all(out[0, 100:] == 0)

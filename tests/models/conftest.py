@@ -59,11 +59,12 @@ def vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wav2vec2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wav2vec2-like audio model over raw waveforms."""
+    """A wav2vec2-like audio model over raw waveforms, with its feature extractor (16 kHz, normalised clips)."""
     transformers = pytest.importorskip("transformers")
     path = tmp_path_factory.mktemp("wav2vec2")
     torch.manual_seed(0)
     transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**WAV2VEC2, **LAYERS)).save_pretrained(path)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=MODEL_RATE, do_normalize=True).save_pretrained(path)
     return path
 
 

@@ -56,9 +56,11 @@ def test_image_model_with_its_processor_settings_learns(vit_dir, toy_recipe, acc
 @pytest.mark.parametrize("freeze", [True, False])
 def test_audio_model_on_raw_waveforms_learns(wav2vec2_dir, toy_recipe, accuracy, freeze):
     encoder = {"name": "hf", "path": str(wav2vec2_dir), "freeze": freeze}
-    audio = {"features": "waveform", "sample_rate": 16000, "hop_length": 160, "max_frames": 10}
+    audio = {"processor": str(wav2vec2_dir), "hop_length": 160, "max_frames": 10}
     run = train(toy_recipe("audio", encoder, {"audio": audio}))
     assert accuracy(run) >= 0.75
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["data"]["audio"]
+    assert (config["features"], config["sample_rate"], config["normalize"]) == ("waveform", 16000, True)
 
 
 def test_frozen_model_keeps_eval_mode_and_trains_no_weight(vit_dir):

@@ -21,6 +21,8 @@ from polymodal.modalities.settings import AudioConfig
 
 # Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
 LOG_FLOOR = 1e-6
+# Added to a clip's variance before normalising it (``normalize``), as in transformers' zero_mean_unit_var_norm.
+WAVE_EPSILON = 1e-7
 # Sample rates outside this range (telephone speech is 8 kHz, studio audio at most 384 kHz) mean a broken header.
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384_000
@@ -233,6 +235,8 @@ class AudioAdapter:
         check_sample_rate(sample_rate, "waveform")
         wave = torch.from_numpy(resample(wave, sample_rate, self.cfg.sample_rate))
         if self.cfg.features == "waveform":
+            if self.cfg.normalize:  # as wav2vec2's feature extractor: over the clip's own samples, not the padding
+                wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + WAVE_EPSILON)
             return self.fit_samples(wave)
         return self.fit_frames(log_mel(wave, self.cfg))
 

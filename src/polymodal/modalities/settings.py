@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, model_validator
 
+from polymodal.errors import ConfigError
 from polymodal.modalities.huggingface import read_processor
 from polymodal.registry import ComponentConfig
 
@@ -77,6 +78,11 @@ class AudioConfig(ComponentConfig):
         features: ``log_mel`` (1, n_mels, max_frames) spectrograms, or ``waveform``: the resampled samples
             themselves, (1, max_frames * hop_length) (the span the spectrogram covers, cropped or zero-padded), for
             models that take raw audio (wav2vec2, HuBERT).
+        normalize: ``waveform`` only: scale each clip to zero mean and unit variance before padding (wav2vec2's
+            ``do_normalize``).
+        processor: a Hugging Face model directory whose raw-waveform feature extractor (``preprocessor_config.json``,
+            e.g. wav2vec2's) sets ``features`` (waveform), ``sample_rate`` and ``normalize``, except those the config
+            sets itself.
     """
 
     sample_rate: int = Field(8000, gt=0)
@@ -88,6 +94,28 @@ class AudioConfig(ComponentConfig):
     max_frames: int = Field(64, gt=0)
     crop: Literal["centre", "loudest"] = "centre"
     features: Literal["log_mel", "waveform"] = "log_mel"
+    normalize: bool = False
+    processor: str | None = None
+
+    @model_validator(mode="after")
+    def _fill_from_processor(self) -> AudioConfig:
+        if self.processor is not None:
+            where = "data.audio.processor"
+            extractor = read_processor(self.processor, where)
+            if extractor.get("feature_size") != 1 or "sampling_rate" not in extractor:
+                raise ConfigError(
+                    f"{where}: {self.processor} has no raw-waveform feature extractor (feature_size 1, as wav2vec2's); "
+                    "set the data.audio log-mel settings instead"
+                )
+            settings = {
+                "features": "waveform",
+                "sample_rate": int(extractor["sampling_rate"]),
+                "normalize": bool(extractor.get("do_normalize", False)),
+            }
+            for key, value in settings.items():
+                if key not in self.model_fields_set:
+                    setattr(self, key, value)
+        return self
 
     @model_validator(mode="after")
     def _check_band(self) -> AudioConfig:
