@@ -3,7 +3,7 @@
 The model comes from a local ``save_pretrained`` directory (``path``) or is built with random weights from
 ``config.json``-style settings (``config``). Its own preprocessing is done by the modality adapters: text through the
 model's tokenizer (``data.text.tokenizer``), images resized and normalised as its image processor says
-(``data.image.processor``), audio as the raw waveform (``data.audio.features: waveform``).
+(``data.image.processor``), audio as the raw waveform its feature extractor asks for (``data.audio.processor``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def model_modalities(model_type: str) -> list[str]:
     """The modalities whose ``transformers`` task tables list ``model_type`` (e.g. ``["text"]`` for ``bert``)."""
     from transformers.models.auto import modeling_auto
 
-    return [m for m, tables in _FAMILIES.items() if any(model_type in getattr(modeling_auto, t) for t in tables)]
+    return [m for m, tables in _FAMILIES.items() if any(model_type in getattr(modeling_auto, t, {}) for t in tables)]
 
 
 def _check_family(modality: str, where: str) -> Any:
