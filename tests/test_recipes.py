@@ -72,3 +72,10 @@ def test_checker_fails_when_a_run_fails(tmp_path: Path):
 def test_every_recipe_runs_from_a_fresh_directory():
     done = _check()
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_checker_skips_recipes_that_need_the_users_models():
+    done = _check("--only", "manifest-hf")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = done.stdout.splitlines()[0]
+    assert line.startswith("skip") and "your Hugging Face model directories" in line

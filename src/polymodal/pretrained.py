@@ -27,16 +27,11 @@ from torch import Tensor, nn
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import read_wav, resample
+from polymodal.modalities.huggingface import import_transformers, load_model, load_tokenizer
 from polymodal.spaces import ContrastiveSpace
 
 KINDS = ("hf-clip", "clap", "open_clip")
 BATCH_SIZE = 32
-_WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 
 
 def load_pretrained_space(
@@ -106,49 +101,26 @@ class _HFSpace(ContrastiveSpace):
     _other = ""
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
-        self.path = _existing(path)
+        self.path = Path(path)
         self.device = torch.device(device)
-        if not self.path.is_dir():
-            raise ConfigError(f"{self.path}: not a directory of Hugging Face-format weights (save_pretrained layout)")
-        missing = [name for name in ("config.json", "preprocessor_config.json") if not (self.path / name).is_file()]
-        if not any((self.path / name).is_file() for name in _WEIGHT_FILES):
-            missing.append("model.safetensors (or pytorch_model.bin)")
-        if not (self.path / "tokenizer.json").is_file() and not all(
-            (self.path / name).is_file() for name in ("vocab.json", "merges.txt")
-        ):
-            missing.append("tokenizer.json (or vocab.json and merges.txt)")
-        if missing:
-            raise ConfigError(
-                f"{self.path}: not a Hugging Face {self._model_type} model directory: no {', '.join(missing)}"
-            )
+        what = f"{self._model_type} model"
+        tokenizer_files = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+        model = load_model(
+            self.path, what, self._model_class, self._check_type, required=("preprocessor_config.json", tokenizer_files)
+        )
+        self.tokenizer = load_tokenizer(self.path, f"{self._model_type} tokenizer")
+        transformers = import_transformers(self.path, what)
         try:
-            import transformers
-        except ImportError as err:
+            self.preprocessor = self._load_preprocessor(transformers, {"local_files_only": True})
+        except Exception as err:  # OSError, ValueError for a broken preprocessor_config.json
             raise ConfigError(
-                f"{self.path}: {self._model_type} weights need transformers: pip install 'polymodal[pretrained]'"
-            ) from err
-        kwargs = {"local_files_only": True}
-        try:
-            config = transformers.AutoConfig.from_pretrained(self.path, **kwargs)
-            if config.model_type != self._model_type:
-                raise ConfigError(f"{self.path}: holds a {config.model_type!r} model, not {self._model_type!r}")
-            model_class = getattr(transformers, self._model_class)
-            model, info = model_class.from_pretrained(self.path, output_loading_info=True, **kwargs)
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path, **kwargs)
-            self.preprocessor = self._load_preprocessor(transformers, kwargs)
-        except ConfigError:
-            raise
-        except Exception as err:  # OSError, ValueError, safetensors' and tokenizers' own errors, size mismatches
-            raise ConfigError(
-                f"{self.path}: cannot load the {self._model_type} model ({' '.join(str(err).split())})"
+                f"{self.path}: cannot load the {self._model_type} preprocessor ({' '.join(str(err).split())})"
             ) from None
-        parameters = dict(model.named_parameters())
-        untrained = [name for name in info.get("missing_keys", ()) if name in parameters]
-        if untrained:
-            raise ConfigError(
-                f"{self.path}: the weights lack {len(untrained)} parameters of the model (e.g. {untrained[0]})"
-            )
         self.model: nn.Module = model.to(device=self.device, dtype=torch.float32).eval().requires_grad_(False)
+
+    def _check_type(self, config: Any) -> None:
+        if config.model_type != self._model_type:
+            raise ConfigError(f"{self.path}: holds a {config.model_type!r} model, not {self._model_type!r}")
 
     @property
     def modalities(self) -> list[str]:

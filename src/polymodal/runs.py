@@ -38,7 +38,7 @@ from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
 from polymodal.fileio import atomic_write_bytes, atomic_write_text
 from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
-from polymodal.models import build_model
+from polymodal.models import adopt_adapter_settings, build_model
 from polymodal.progress import duration, say
 from polymodal.recipe_files import apply_overrides, read_yaml
 from polymodal.strategies import STRATEGIES
@@ -157,7 +157,9 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
     out = Path(out)
     device = resolve_device(config.trainer.device)
     with distributed_session(device) as world:
-        # Before the resume check: a resumed run fits the same settings from the same files.
+        # Before the resume check: a resumed run fits the same settings from the same files; reused encoders
+        # (from_run) first bring the adapter settings they were trained with.
+        adopt_adapter_settings(config)
         fitted = fit_data_settings(config.data)
         _selection_for_task(config, world.is_main)
         if resume:

@@ -21,6 +21,8 @@ from polymodal.modalities.settings import AudioConfig
 
 # Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
 LOG_FLOOR = 1e-6
+# Added to a clip's variance before normalising it (``normalize``), as in transformers' zero_mean_unit_var_norm.
+WAVE_EPSILON = 1e-7
 # Sample rates outside this range (telephone speech is 8 kHz, studio audio at most 384 kHz) mean a broken header.
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384_000
@@ -214,7 +216,8 @@ def log_mel(wave: Tensor, cfg: AudioConfig) -> Tensor:
 
 
 class AudioAdapter:
-    """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames).
+    """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames), or with
+    ``cfg.features == "waveform"`` into the resampled waveforms of shape (1, max_frames * hop_length).
 
     Args:
         cfg: front-end parameters.
@@ -224,13 +227,29 @@ class AudioAdapter:
         self.cfg = cfg
 
     def from_wave(self, wave: np.ndarray, sample_rate: int) -> Tensor:
-        """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames)."""
+        """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames),
+        or (1, max_frames * hop_length) samples for ``features: waveform``."""
         wave = np.asarray(wave)
         if wave.ndim != 1 or wave.size == 0:
             raise DataError(f"waveform: expected a non-empty 1-D array, got shape {wave.shape}")
         check_sample_rate(sample_rate, "waveform")
-        wave = resample(wave, sample_rate, self.cfg.sample_rate)
-        return self.fit_frames(log_mel(torch.from_numpy(wave), self.cfg))
+        wave = torch.from_numpy(resample(wave, sample_rate, self.cfg.sample_rate))
+        if self.cfg.features == "waveform":
+            if self.cfg.normalize:  # as wav2vec2's feature extractor: over the clip's own samples, not the padding
+                wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + WAVE_EPSILON)
+            return self.fit_samples(wave)
+        return self.fit_frames(log_mel(wave, self.cfg))
+
+    def fit_samples(self, wave: Tensor) -> Tensor:
+        """Crops (``cfg.crop``), or right-pads with zeros (silence), a (T,) waveform to (1, max_frames * hop_length)."""
+        target = self.cfg.max_frames * self.cfg.hop_length
+        if wave.shape[0] < target:
+            return torch.nn.functional.pad(wave, (0, target - wave.shape[0])).unsqueeze(0)
+        start = (wave.shape[0] - target) // 2
+        if self.cfg.crop == "loudest":
+            energy = torch.cat([wave.new_zeros(1, dtype=torch.float64), (wave.double() ** 2).cumsum(0)])
+            start = int(torch.argmax(energy[target:] - energy[:-target]))
+        return wave[start : start + target].unsqueeze(0)
 
     def from_file(self, path: str | Path) -> Tensor:
         """Reads a WAV file (see :func:`read_wav`) and returns (1, n_mels, max_frames)."""

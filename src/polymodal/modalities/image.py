@@ -67,7 +67,8 @@ class ImageAdapter:
             x = F.interpolate(
                 x, size=(self.cfg.size, self.cfg.size), mode="bilinear", antialias=True, align_corners=False
             )
-        return ((x - self.cfg.mean) / self.cfg.std).contiguous()
+        mean, std = (torch.tensor(v, dtype=x.dtype).reshape(-1, 1, 1) for v in (self.cfg.mean, self.cfg.std))
+        return ((x - mean) / std).contiguous()
 
     def from_array(self, arr: np.ndarray, source: str = "array") -> Tensor:
         """Converts one image.

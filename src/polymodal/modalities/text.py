@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from polymodal.modalities.huggingface import load_tokenizer
 from polymodal.modalities.settings import TextConfig
 
 
@@ -41,16 +42,42 @@ class ByteTokenizer:
         return bytes(v - 2 for v in values if v >= 2).decode("utf-8", errors="ignore")
 
 
-class TextAdapter:
-    """Turns strings into token tensors with a :class:`ByteTokenizer`.
+class PretrainedTokenizer:
+    """A Hugging Face tokenizer from a local model directory, with the :class:`ByteTokenizer` interface.
 
     Args:
-        cfg: tokenisation limits.
+        path: the model directory (``save_pretrained`` layout of the tokenizer).
+        max_length: tokens kept per text, special tokens included.
+
+    Raises:
+        ConfigError: the directory is missing, holds no tokenizer, or ``transformers`` is not installed.
+    """
+
+    def __init__(self, path: str, max_length: int) -> None:
+        self.tokenizer = load_tokenizer(path)
+        self.max_length = max_length
+        self.vocab_size = len(self.tokenizer)
+
+    def encode(self, text: str) -> Tensor:
+        """Returns a LongTensor of shape (L,), 1 <= L <= max_length, with the tokenizer's special tokens."""
+        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
+        return torch.tensor(ids or [self.tokenizer.unk_token_id or 0], dtype=torch.long)
+
+
+class TextAdapter:
+    """Turns strings into token tensors with a :class:`ByteTokenizer`, or the model's tokenizer (``cfg.tokenizer``).
+
+    Args:
+        cfg: tokenisation settings.
     """
 
     def __init__(self, cfg: TextConfig) -> None:
         self.cfg = cfg
-        self.tokenizer = ByteTokenizer(cfg.max_length)
+        self.tokenizer: ByteTokenizer | PretrainedTokenizer = (
+            ByteTokenizer(cfg.max_length)
+            if cfg.tokenizer is None
+            else PretrainedTokenizer(cfg.tokenizer, cfg.max_length)
+        )
 
     @property
     def vocab_size(self) -> int:

@@ -8,8 +8,10 @@ outputs, and the strategy applies objectives from ``polymodal.objectives``.
 from polymodal.models.bridge import BridgeProjector, CMCRProjector
 from polymodal.models.build import ARCHITECTURES, build_model
 from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
+from polymodal.models.from_run import RunEncoder, adopt_adapter_settings
 from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion, LowRankFusion, TensorFusion
 from polymodal.models.heads import HEADS, LinearHead, MLPHead
+from polymodal.models.hf import HFEncoder
 from polymodal.models.moe import MixtureOfExperts
 from polymodal.models.multimodal import MultimodalModel
 from polymodal.models.multimodel import MultiModel
@@ -23,6 +25,7 @@ __all__ = [
     "BridgeProjector",
     "CMCRProjector",
     "ConcatFusion",
+    "HFEncoder",
     "LateFusion",
     "LeNetEncoder",
     "LinearHead",
@@ -35,6 +38,8 @@ __all__ = [
     "SpectrogramCNNEncoder",
     "StreamEncoder",
     "TensorFusion",
+    "RunEncoder",
     "TransformerEncoder",
+    "adopt_adapter_settings",
     "build_model",
 ]

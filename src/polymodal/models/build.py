@@ -88,7 +88,7 @@ def build_multimodal(
     """
     encoders = {}
     for modality, spec in encoder_specs(config.encoders, shapes).items():
-        encoders[modality] = ENCODERS.build(spec, input_shape=tuple(shapes[modality]))
+        encoders[modality] = ENCODERS.build(spec, input_shape=tuple(shapes[modality]), kind=modality_kind(modality))
     fusion = FUSIONS.build(config.fusion, dims={m: e.out_dim for m, e in encoders.items()})
     head = HEADS.build(config.head, in_dim=fusion.out_dim, out_dim=out_dim)
     unimodal_heads, predictors = {}, {}

@@ -64,8 +64,22 @@ class Strategy:
         raise NotImplementedError
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Parameter groups for the optimizer (trainable parameters only)."""
-        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        """Parameter groups for the optimizer (trainable parameters only).
+
+        A module with an ``lr_scale`` other than 1 (an ``hf`` or ``from_run`` encoder) gets a group of its own with
+        that ``lr_scale``, which the optimizer multiplies into its learning rate; the rest share one group.
+        """
+        groups, scaled = [], set()
+        for module in self.model.modules():
+            scale = getattr(module, "lr_scale", 1.0)
+            if not isinstance(scale, float) or scale == 1.0 or any(id(p) in scaled for p in module.parameters()):
+                continue
+            params = [p for p in module.parameters() if p.requires_grad]
+            scaled.update(id(p) for p in module.parameters())
+            if params:
+                groups.append({"params": params, "lr_scale": scale})
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in scaled]
+        return [{"params": rest}, *groups] if rest or not groups else groups
 
     def after_backward(self) -> None:
         """Hook between backward and the optimizer step (e.g. gradient projection)."""

@@ -84,6 +84,8 @@ class EpochSampler(Sampler[int]):
 
 
 def build_optimizer(groups: list[dict[str, Any]], config: Any) -> torch.optim.Optimizer:
+    # A group's lr_scale (an encoder with a learning rate of its own) multiplies the configured learning rate.
+    groups = [{**g, "lr": config.lr * g["lr_scale"]} if "lr_scale" in g else g for g in groups]
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
