@@ -387,6 +387,8 @@ def test_manifest_recipe_on_a_regression_target(tmp_path: Path, digit_manifest: 
     run = train_in(tmp_path, *TRAIN, "data.task=regression", "trainer.epochs=2", "data.batch_size=8")
     err = capsys.readouterr().err
     assert "selecting checkpoints on robust_mae instead of robust_accuracy" in err
+    # The inputs as fitted to the files, said before training (28x28, some RGB: colour kept).
+    assert "inputs:\n  image: 3x28x28 RGB (fitted to 40 files: size=28, channels=3)\n  text: byte tokens" in err
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["selection_metric"] == "robust_mae"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["task"] == "regression" and np.isfinite(metrics["test"]["mae"])

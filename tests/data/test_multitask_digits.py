@@ -101,7 +101,7 @@ def test_unknown_or_no_task_is_one_config_error(root, tasks):
 
 
 def test_low_data_examples_sets_only_the_parse_training_size(shared_file):
-    root = shared_file("fsdd/splits.csv", "real FSDD and its split table").parents[1]
+    root = shared_file("fsdd/recordings", "the real FSDD recordings, for the exact counts").parents[1]
     default = _splits(root, None)
     assert _counts(default[0]) == {"mnist": 1000, "asr": 960, "speaker": 960, "translate": 700, "parse": PARSE_TRAIN}
     small = _splits(root, None, 100)
