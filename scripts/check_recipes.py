@@ -6,7 +6,7 @@ detail. Recipes on embedded data run as they are; ``manifest`` recipes run on a 
 that need the user's data are skipped with the reason unless ``--data-root`` gives it, and those that need the user's
 pretrained models (their ``# Data:`` line names model directories) are skipped. Exits 1 if any run fails.
 
-    python scripts/check_recipes.py [--only RECIPE ...] [--data-root selfmi-mosi=path/to/mosi] [-- OVERRIDE ...]
+    python scripts/check_recipes.py [--jobs 2] [--only RECIPE ...] [--data-root selfmi-mosi=DIR] [-- OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         help="your data for a recipe or a data.name (e.g. selfmi-mosi=mosi or mosi=mosi); repeatable",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per recipe (default 600)")
+    parser.add_argument("--jobs", type=int, default=1, help="recipes run at once (default 1; one torch thread each)")
     parser.add_argument("overrides", nargs="*", help="extra overrides for every run, after --")
     args = parser.parse_args(argv)
     recipes = bundled_recipes()
@@ -130,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(args.only or recipes)
     width = max(len(n) for n in names)
     failed = 0
-    for name in names:
-        status, seconds, detail = run(name, recipes[name], roots, args.overrides, args.timeout)
-        failed += status == "FAIL"
-        print(f"{status:<4} {seconds:6.1f} s  {name:<{width}}  {detail}", flush=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each run is its own process
+        results = pool.map(lambda n: run(n, recipes[n], roots, args.overrides, args.timeout), names)
+        for name, (status, seconds, detail) in zip(names, results, strict=True):
+            failed += status == "FAIL"
+            print(f"{status:<4} {seconds:6.1f} s  {name:<{width}}  {detail}", flush=True)
     print(f"{len(names)} recipes: {failed} failed")
     return 1 if failed else 0
 

@@ -186,9 +186,8 @@ def describe_preprocessing(data: Any, modalities: Mapping[str, tuple[int, ...]],
         kind = modality_kind(name)
         fitted = report.get(kind, {})
         chosen = ", ".join(f"{k}={v}" for k, v in fitted.get("chosen", {}).items())
-        note = (
-            f" (fitted to {fitted['from'].get('files', fitted['from'].get('texts'))} files: {chosen})" if chosen else ""
-        )
+        source = f"{fitted['from']['files']} files" if "files" in fitted.get("from", {}) else "the texts"
+        note = f" (fitted to {source}: {chosen})" if chosen else ""
         if kind == "image":
             colour = "RGB" if data.image.channels == 3 else "gray"
             what = f"{data.image.channels}x{data.image.size}x{data.image.size} {colour}"
