@@ -66,6 +66,8 @@ def test_settings_given_by_the_config_are_kept(tmp_path: Path):
     report = fit_manifest_settings(data)
     assert (data.image.size, data.image.channels) == (32, 3)  # size kept, channels fitted
     assert data.audio.sample_rate == 16000 and data.audio.n_fft == 256  # rate set: its window is not refitted
+    # The clip length is still fitted, at the set rate and the default hop: ceil(1.8 * 16000 / 128) + 1 = 226.
+    assert data.audio.max_frames == 226 and data.audio.crop == "loudest"
     assert data.text.max_length == 64 and "text" not in report
     assert report["image"]["set_by_config"] == ["size"]
     # A resolved config (every field set, as in config.yaml) is never refitted.

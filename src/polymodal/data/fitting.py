@@ -94,7 +94,7 @@ def _fit_image(files: list[Path], fixed: set[str]) -> tuple[dict[str, Any], dict
     return chosen, why
 
 
-def _fit_audio(files: list[Path], fixed: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _fit_audio(files: list[Path], fixed: set[str], current: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     headers = [h for h in map(_audio_header, files) if h is not None]
     if not headers:
         return {}, {}
@@ -108,10 +108,10 @@ def _fit_audio(files: list[Path], fixed: set[str]) -> tuple[dict[str, Any], dict
             chosen["n_fft"] = 2 ** round(math.log2(WINDOW_SECONDS * rate))
         if "hop_length" not in fixed:
             chosen["hop_length"] = chosen.get("n_fft", 2 ** round(math.log2(WINDOW_SECONDS * rate))) // 2
-    hop = chosen.get("hop_length")
-    if hop is not None and "max_frames" not in fixed:
+    if "max_frames" not in fixed:  # with the rate and hop as chosen, or as the config sets them
+        hop, rate = chosen.get("hop_length", current.hop_length), chosen.get("sample_rate", current.sample_rate)
         covered = float(np.quantile(seconds, DURATION_QUANTILE))
-        chosen["max_frames"] = _clamp(math.ceil(covered * chosen["sample_rate"] / hop) + 1, MAX_FRAMES_RANGE)
+        chosen["max_frames"] = _clamp(math.ceil(covered * rate / hop) + 1, MAX_FRAMES_RANGE)
         if "crop" not in fixed:
             chosen["crop"] = "loudest"
     why = {
@@ -163,7 +163,7 @@ def fit_manifest_settings(data: Any) -> dict[str, Any]:
     report: dict[str, Any] = {}
     fitters = {
         "image": lambda fixed: _fit_image(_files(rows, by_kind["image"], folder), fixed),
-        "audio": lambda fixed: _fit_audio(_files(rows, by_kind["audio"], folder), fixed),
+        "audio": lambda fixed: _fit_audio(_files(rows, by_kind["audio"], folder), fixed, data.audio),
         "text": lambda fixed: _fit_text([r[c] for r in rows for c in by_kind["text"] if r[c]], fixed),
     }
     for kind, fit in fitters.items():
