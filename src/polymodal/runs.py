@@ -28,8 +28,7 @@ from polymodal.config import RunConfig, dump_config, validate_config
 from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.fitting import describe_preprocessing
-from polymodal.data.manifest import ManifestDataset
-from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings
+from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
 from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError, DataError
 from polymodal.eval.diagnosis import laziness_remedy, laziness_report
@@ -461,19 +460,9 @@ def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labe
     if not columns:
         raise ConfigError(f"--data {data}: the run was not trained on a CSV manifest, so there are no columns to map")
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
-    dataset = ManifestDataset(
-        data,
-        target=config.data.target,
-        modalities={c: m for m, c in columns.items()},
-        task=info["task"],
-        class_names=info["class_names"],
-        image=config.data.image,
-        audio=config.data.audio,
-        text=config.data.text,
-        features=config.data.features,
-        show_progress=config.trainer.progress,
-        shapes=shapes,
-        labeled=labeled,
+    by_column = {c: m for m, c in columns.items()}
+    dataset = manifest_split(
+        data, config.data, info["class_names"], by_column, config.trainer.progress, shapes=shapes, labeled=labeled
     )
     if len(dataset.absent) == len(columns):
         wanted = ", ".join(map(repr, columns.values()))

@@ -104,10 +104,11 @@ def _fit_audio(files: list[Path], fixed: set[str], current: Any) -> tuple[dict[s
     rate = _clamp(int(rates.min()), SAMPLE_RATE_RANGE) if "sample_rate" not in fixed else None
     if rate is not None:
         chosen["sample_rate"] = rate
+        window = 2 ** round(math.log2(WINDOW_SECONDS * rate))
         if "n_fft" not in fixed:
-            chosen["n_fft"] = 2 ** round(math.log2(WINDOW_SECONDS * rate))
+            chosen["n_fft"] = window
         if "hop_length" not in fixed:
-            chosen["hop_length"] = chosen.get("n_fft", 2 ** round(math.log2(WINDOW_SECONDS * rate))) // 2
+            chosen["hop_length"] = window // 2
     if "max_frames" not in fixed:  # with the rate and hop as chosen, or as the config sets them
         hop, rate = chosen.get("hop_length", current.hop_length), chosen.get("sample_rate", current.sample_rate)
         covered = float(np.quantile(seconds, DURATION_QUANTILE))

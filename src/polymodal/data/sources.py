@@ -186,9 +186,10 @@ def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
 
 
 def manifest_split(
-    path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool
+    path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool, **options: Any
 ) -> ManifestDataset:
-    """One CSV manifest decoded with the run's adapter settings."""
+    """One CSV manifest decoded with the run's adapter settings; ``options`` go to :class:`ManifestDataset`
+    (``shapes``, ``labeled``: a manifest for a trained run)."""
     return ManifestDataset(
         path,
         target=data.target,
@@ -200,6 +201,7 @@ def manifest_split(
         text=data.text,
         features=data.features,
         show_progress=progress,
+        **options,
     )
 
 

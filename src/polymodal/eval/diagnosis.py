@@ -33,33 +33,43 @@ def _vector(value: Tensor, name: str) -> Tensor:
     return value.float().flatten()
 
 
-def _vectors(dataset: Any, name: str, limit: int) -> tuple[Tensor, Tensor] | None:
-    """(N, D) raw vectors and (N,) targets of the samples of ``dataset`` that have ``name`` (first ``limit``)."""
-    rows, targets = [], []
-    for i in range(len(dataset)):
-        if len(rows) >= limit:
-            break
+def _raw(dataset: Any, names: Sequence[str], limit: int) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    """One pass over the first ``limit`` samples: their (N,) targets, and for each modality the (n, D) raw vectors
+    and (n,) targets of the samples that have it (modalities whose vectors differ in size are left out)."""
+    targets, rows = [], {m: ([], []) for m in names}
+    for i in range(min(len(dataset), limit)):
         sample = dataset[i]
-        value = sample["inputs"].get(name)
-        if value is not None:
-            rows.append(_vector(value, name))
-            targets.append(torch.as_tensor(sample["target"]).float())
-    if not rows or len({r.shape for r in rows}) != 1:
-        return None
-    return torch.stack(rows), torch.stack(targets)
+        target = torch.as_tensor(sample["target"]).float()
+        targets.append(target)
+        for m in names:
+            value = sample["inputs"].get(m)
+            if value is not None:
+                rows[m][0].append(_vector(value, m))
+                rows[m][1].append(target)
+    vectors = {
+        m: (torch.stack(v), torch.stack(t)) for m, (v, t) in rows.items() if v and len({r.shape for r in v}) == 1
+    }
+    return torch.stack(targets), vectors
 
 
 def nearest_neighbour_scores(train: Any, test: Any, modalities: Sequence[str], task: str) -> dict[str, float]:
     """Each modality's score (accuracy, or MAE for regression) of a cosine 1-NN from ``train`` to ``test``.
 
-    Vectors are centred on the training mean and L2-normalised. At most ``MAX_REFERENCE_TRAIN`` training and
-    ``MAX_REFERENCE_EVAL`` scored samples are used (the first ones, a fixed choice).
+    Vectors are centred on the training mean and L2-normalised. The first ``MAX_REFERENCE_TRAIN`` training and
+    ``MAX_REFERENCE_EVAL`` scored samples are used (a fixed choice).
     """
+    return _nearest_neighbour(
+        _raw(train, modalities, MAX_REFERENCE_TRAIN)[1], _raw(test, modalities, MAX_REFERENCE_EVAL)[1], task
+    )
+
+
+def _nearest_neighbour(
+    train: Mapping[str, tuple[Tensor, Tensor]], test: Mapping[str, tuple[Tensor, Tensor]], task: str
+) -> dict[str, float]:
     scores = {}
-    for m in modalities:
-        fitted = _vectors(train, m, MAX_REFERENCE_TRAIN)
-        scored = _vectors(test, m, MAX_REFERENCE_EVAL)
-        if fitted is None or scored is None or fitted[0].shape[1] != scored[0].shape[1]:
+    for m, fitted in train.items():
+        scored = test.get(m)
+        if scored is None or fitted[0].shape[1] != scored[0].shape[1]:
             continue
         mean = fitted[0].mean(0, keepdim=True)
         a = torch.nn.functional.normalize(fitted[0] - mean, dim=1)
@@ -140,10 +150,6 @@ def laziness_remedy(strategy: Mapping[str, Any], trainer: Any) -> str:
     return " ".join(steps)
 
 
-def _targets(dataset: Any, limit: int) -> Tensor:
-    return torch.stack([torch.as_tensor(dataset[i]["target"]).float() for i in range(min(len(dataset), limit))])
-
-
 def laziness_report(
     train: Any, test: Any, alone: Mapping[str, Mapping[str, float]], task: str, remedy: str
 ) -> dict[str, Any]:
@@ -151,6 +157,8 @@ def laziness_report(
     and the 1-NN reference computed from ``train``."""
     metric = "accuracy" if task == "classification" else "mae"
     scores = {m: v[metric] for m, v in alone.items()}
-    chance = chance_score(_targets(train, MAX_REFERENCE_TRAIN), _targets(test, MAX_REFERENCE_EVAL), task)
-    reference = nearest_neighbour_scores(train, test, list(scores), task)
+    train_targets, train_vectors = _raw(train, list(scores), MAX_REFERENCE_TRAIN)
+    test_targets, test_vectors = _raw(test, list(scores), MAX_REFERENCE_EVAL)
+    chance = chance_score(train_targets, test_targets, task)
+    reference = _nearest_neighbour(train_vectors, test_vectors, task)
     return diagnose(scores, chance, reference, task, remedy)
