@@ -4,7 +4,9 @@ For each recipe of ``polymodal recipes`` it runs ``python -m polymodal train REC
 data.max_train_samples=500 --out TMP`` (``bridge`` for bridge recipes) and prints one line: status, seconds, recipe,
 detail. Recipes on embedded data run as they are; ``manifest`` recipes run on a small generated CSV manifest; recipes
 that need the user's data are skipped with the reason unless ``--data-root`` gives it, and those that need the user's
-pretrained models (their ``# Data:`` line names model directories) are skipped. Exits 1 if any run fails.
+pretrained models (their ``# Data:`` line names model directories) are skipped. A recipe's ``# Pretrain:`` commands
+(the earlier runs its ``from_run`` encoders reuse) run first in the same directory, as briefly. Exits 1 if any run
+fails.
 
     python scripts/check_recipes.py [--jobs 2] [--only RECIPE ...] [--data-root selfmi-mosi=DIR] [-- OVERRIDE ...]
 """
@@ -26,7 +28,7 @@ import yaml
 from PIL import Image
 
 import polymodal
-from polymodal.recipes import EMBEDDED, bundled_recipes, recipe_data
+from polymodal.recipes import EMBEDDED, bundled_recipes, recipe_data, recipe_pretrain
 
 QUICK = ("trainer.epochs=1", "data.max_train_samples=500", "trainer.progress=false")
 SOURCE = str(Path(polymodal.__file__).resolve().parents[1])  # the children import the same polymodal as this script
@@ -87,17 +89,21 @@ def run(name: str, path: Path, roots: dict[str, str], extra: list[str], timeout:
             return "skip", 0.0, planned
         command, overrides, data = planned
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCE, os.environ.get("PYTHONPATH")]))}
-        argv = [sys.executable, "-m", "polymodal", command, name, *QUICK, *overrides, *extra, "--out", "run"]
+        main = [command, name, *QUICK, *overrides, *extra, "--out", "run"]
+        pretrain = [[*args[:2], *QUICK, *args[2:]] for args in recipe_pretrain(path)]  # QUICK before --out
         start = time.monotonic()
-        try:
-            done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return "FAIL", time.monotonic() - start, f"timed out after {timeout:.0f} s"
+        for args in [*pretrain, main]:
+            argv = [sys.executable, "-m", "polymodal", *args]
+            try:
+                done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return "FAIL", time.monotonic() - start, f"timed out after {timeout:.0f} s: {' '.join(args[:2])}"
+            if done.returncode != 0:
+                last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+                return "FAIL", time.monotonic() - start, f"exit {done.returncode}: {' '.join(args[:2])}: {last}"
         seconds = time.monotonic() - start
-        if done.returncode != 0:
-            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-            return "FAIL", seconds, f"exit {done.returncode}: {last}"
-        return "ok", seconds, f"polymodal {command} on {data}"
+        after = f" after {len(pretrain)} pretraining runs" if pretrain else ""
+        return "ok", seconds, f"polymodal {command} on {data}{after}"
 
 
 def parse_roots(pairs: list[str]) -> dict[str, str]:

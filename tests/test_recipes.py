@@ -9,7 +9,7 @@ import pytest
 
 from polymodal.cli import main
 from polymodal.config import load_config
-from polymodal.recipes import EMBEDDED, bundled_recipes, recipe_data, recipe_summary
+from polymodal.recipes import EMBEDDED, bundled_recipes, recipe_data, recipe_pretrain, recipe_summary
 
 CHECKER = Path(__file__).resolve().parents[1] / "scripts" / "check_recipes.py"
 SOURCE = str(Path(__file__).resolve().parents[1] / "src")
@@ -79,3 +79,23 @@ def test_checker_skips_recipes_that_need_the_users_models():
     assert done.returncode == 0, done.stdout + done.stderr
     line = done.stdout.splitlines()[0]
     assert line.startswith("skip") and "your Hugging Face model directories" in line
+
+
+def test_pretrain_lines_are_parsed_as_polymodal_arguments(tmp_path: Path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "# x\n# Pretrain: polymodal train avdigits-unimodal model.encoders='{image: {name: lenet}}' --out runs/a\n"
+        "# Pretrain: train avdigits-unimodal --out runs/b\ndata: {name: manifest}\n",
+        encoding="utf-8",
+    )
+    assert recipe_pretrain(recipe) == [
+        ["train", "avdigits-unimodal", "model.encoders={image: {name: lenet}}", "--out", "runs/a"],
+        ["train", "avdigits-unimodal", "--out", "runs/b"],
+    ]
+
+
+def test_checker_trains_a_transfer_recipes_pretraining_runs_first():
+    done = _check("--only", "manifest-transfer", "--", "data.max_eval_samples=64")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = done.stdout.splitlines()[0]
+    assert line.startswith("ok") and "after 2 pretraining runs" in line
