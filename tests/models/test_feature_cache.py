@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import polymodal.runs
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.collate import Collate
@@ -265,3 +268,26 @@ def test_runs_with_the_cache_match_runs_without(strategy, vit_dir, bert_dir, toy
         assert math.isclose(log[key], value, rel_tol=1e-4, abs_tol=1e-5), key
     metrics = [json.loads((run / "metrics.json").read_text(encoding="utf-8"))["test"] for run in (cached, plain)]
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.e2e
+def test_benchmark_times_epochs_with_and_without_the_cache(vit_recipe: Path, tmp_path: Path, monkeypatch) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "feature_cache.py"
+    spec = importlib.util.spec_from_file_location("feature_cache_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # What the script replaces for its timing is put back after the test.
+    monkeypatch.setattr(Trainer, "_run_epoch", Trainer._run_epoch)
+    monkeypatch.setattr(polymodal.runs, "prepare_feature_cache", polymodal.runs.prepare_feature_cache)
+    monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "unused"))
+    out = tmp_path / "result.json"
+    monkeypatch.setattr(
+        sys, "argv", [str(script), str(vit_recipe), "trainer.epochs=2", "--repeats", "1", "--out", str(out)]
+    )
+    bench.main()
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert [run["mode"] for run in result["runs"]] == ["auto", "off", "auto"]
+    assert all(len(run["epoch_seconds"]) == 2 for run in result["runs"])
+    assert result["ratio"] > 0 and result["build_seconds"] > 0 and result["lookup_seconds"] > 0
+    assert result["test"]["auto"] == pytest.approx(result["test"]["off"], rel=1e-4, abs=1e-5)
+    assert not (tmp_path / "unused").exists()  # a temporary cache folder of its own
