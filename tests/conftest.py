@@ -42,6 +42,14 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Cached features of frozen encoders go to a temporary folder, never the user's cache (subprocesses too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMODAL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)

@@ -155,8 +155,18 @@ class TrainerConfig(Section):
     deterministic: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    # auto: an encoder with fixed weights in eval mode (hf or from_run with freeze: true) whose inputs are not augmented
+    # has its train and val features computed once into the user cache folder ($POLYMODAL_CACHE, else
+    # $XDG_CACHE_HOME/polymodal, else ~/.cache/polymodal), keyed by its weights, the data and the preprocessing, and
+    # reused by every epoch and later runs; off: every epoch runs the encoder (polymodal.data.feature_cache).
+    feature_cache: Literal["auto", "off"] = "auto"
     # Stage lines, progress and one line per epoch on stderr (a bar on a terminal, plain lines otherwise).
     progress: bool = True
+
+    @field_validator("feature_cache", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare off as false
 
     @field_validator("log_to")
     @classmethod

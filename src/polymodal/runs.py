@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from polymodal import __version__
 from polymodal.config import RunConfig, dump_config, validate_config
 from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate, move_to
+from polymodal.data.feature_cache import prepare_feature_cache
 from polymodal.data.fitting import describe_preprocessing
 from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
 from polymodal.data.vocab import adapter_kind, check_modality
@@ -54,13 +56,13 @@ def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
     return STRATEGIES.build(config.strategy, model=model, task=bundle.task)
 
 
-def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig) -> DataLoader:
-    """An evaluation loader over one split: in order, ``data.eval_batch_size``, the bundle's collate."""
+def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig, collate: Any = None) -> DataLoader:
+    """An evaluation loader over one split: in order, ``data.eval_batch_size``, ``collate`` (default: the bundle's)."""
     return DataLoader(
         dataset,
         batch_size=config.data.eval_batch_size,
         shuffle=False,
-        collate_fn=bundle.collate(),
+        collate_fn=collate or bundle.collate(),
         num_workers=config.data.num_workers,
     )
 
@@ -255,14 +257,21 @@ def _fit_and_report(
         atomic_write_text(out / "config.yaml", dump_config(config))
         atomic_write_text(out / "run.json", json.dumps(bundle.info(), indent=2))
     val_loader = _loader(bundle.val, bundle, config)
+    started = time.perf_counter()
+    # Frozen encoders' features, computed once (or found from an earlier run): the epochs read them, not raw inputs.
+    cache = prepare_feature_cache(config, bundle, strategy.model, device, world.is_main, world.barrier)
+    train_set, collate, epoch_val_loader = bundle.train, bundle.collate(), val_loader
+    if cache is not None:
+        train_set, collate = cache.dataset("train", bundle.train), cache.collate(collate)
+        epoch_val_loader = _loader(cache.dataset("val", bundle.val), bundle, config, collate)
 
     def validate(strat: Any) -> dict[str, float]:
-        own = strat.evaluate(val_loader, device)
+        own = strat.evaluate(epoch_val_loader, device)
         if own is not None:
             return own["metrics"]
         return validation_metrics(
             strat.predict,
-            val_loader,
+            epoch_val_loader,
             bundle.task,
             bundle.modalities,
             config.eval.per_modality_every_epoch,
@@ -270,7 +279,6 @@ def _fit_and_report(
             config.trainer.progress,
         )
 
-    collate = bundle.collate()
     if config.data.augment.active:
         collate = AugmentedCollate(collate, config.data.augment)
     trainer = Trainer(
@@ -283,8 +291,8 @@ def _fit_and_report(
         config.data.num_workers,
         world,
     )
-    started = time.perf_counter()
-    summary = trainer.fit(bundle.train, resume=resume)
+    with cache.precomputed(strategy.model) if cache is not None else nullcontext():
+        summary = trainer.fit(train_set, resume=resume)
     if not world.is_main:
         return world.broadcast(None)  # rank 0 tests the selected weights on the whole test split
     selected = trainer.load_best()

@@ -50,15 +50,23 @@ class MultimodalModel(nn.Module):
         self.projections = nn.ModuleDict(projections or {})
         if projections:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        # Inputs that arrive as their encoder's (B, D_m) output already (a frozen encoder's cached features, see
+        # polymodal.data.feature_cache); ``encode`` passes them through.
+        self.precomputed: set[str] = set()
 
     @property
     def modalities(self) -> list[str]:
         return list(self.encoders)
 
     def encode(self, inputs: Mapping[str, Tensor], lengths: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """Returns modality -> (B, D_m) features for every modality that has an encoder and is in ``inputs``."""
+        """Returns modality -> (B, D_m) features for every modality that has an encoder and is in ``inputs``
+        (``precomputed`` inputs are those features already)."""
         lengths = lengths or {}
-        return {m: enc(inputs[m], lengths.get(m)) for m, enc in self.encoders.items() if m in inputs}
+        return {
+            m: inputs[m] if m in self.precomputed else enc(inputs[m], lengths.get(m))
+            for m, enc in self.encoders.items()
+            if m in inputs
+        }
 
     @property
     def contrastive(self) -> bool:

@@ -119,8 +119,8 @@ class AlternatingStrategy(Strategy):
         return [{"modality": m, "batch": batch} for m in self.model.encoders if m in batch["inputs"]]
 
     def _logits(self, batch: dict[str, Any], modality: str) -> Tensor:
-        lengths = (batch.get("lengths") or {}).get(modality)
-        return self.model.head(self.model.encoders[modality](batch["inputs"][modality], lengths))
+        features = self.model.encode({modality: batch["inputs"][modality]}, batch.get("lengths"))
+        return self.model.head(features[modality])
 
     def step(self, part: dict[str, Any]) -> dict[str, Tensor]:
         modality, batch = part["modality"], part["batch"]
