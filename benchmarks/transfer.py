@@ -14,14 +14,25 @@ runs (the new run adopts their input settings: 28 px gray, 8 kHz log-mel, 64 fra
 - ``frozen``: the pretrained encoders fixed (only text, the fusion and the head train).
 
 Selection is on the validation split carved from train (``robust_accuracy``, the recipe's); test is reported.
-``timing`` trains the frozen variant without augmentation of the frozen modalities, with and without the cache of
-frozen features (``trainer.feature_cache``), and reports the epoch-time ratio.
+The report also takes the epoch-time measurements of frozen encoders with their features cached against encoding
+them every epoch (``trainer.feature_cache``), ``DIR/timing-*.json`` written by ``benchmarks/feature_cache.py``.
 
 Usage (from the repository root; the small-data folders are built from ``--shared``, default ../shared/data)::
 
     python benchmarks/transfer.py run --runs DIR --sizes 10 24 --seeds 0 1 2
-    python benchmarks/transfer.py timing --runs DIR
     python benchmarks/transfer.py report --runs DIR
+
+The timings (one torch thread; the frozen variant without audio augmentation, so both frozen encoders qualify; and a
+frozen random-weight ViT of six layers, a backbone whose forward pass dominates, on the embedded digits)::
+
+    F="{name: from_run, freeze: true"; D=DIR/data/24-0
+    OMP_NUM_THREADS=1 python benchmarks/feature_cache.py manifest-joint data.train=$D/train.csv \
+        data.test=$D/test.csv "data.augment={text: {}}" "model.encoders.image=$F, run: DIR/pretrain/image}" \
+        "model.encoders.audio=$F, run: DIR/pretrain/audio}" --repeats 3 --out DIR/timing-transfer-frozen.json
+    OMP_NUM_THREADS=1 python benchmarks/feature_cache.py avdigits-joint trainer.epochs=3 \
+        "model.encoders.image={name: hf, freeze: true, config: {model_type: vit, image_size: 28, patch_size: 7,
+        num_channels: 1, hidden_size: 192, num_hidden_layers: 6, num_attention_heads: 3, intermediate_size: 768}}" \
+        --repeats 2 --out DIR/timing-hf-vit-frozen.json
 """
 
 from __future__ import annotations
@@ -30,7 +41,6 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -129,8 +139,8 @@ COLUMNS = ["val_robust", *smalldata.COLUMNS[1:], "train_seconds"]
 def cmd_report(args: argparse.Namespace) -> None:
     rows = collect(args.runs)
     pre = {m: json.loads((args.runs / "pretrain" / m / "metrics.json").read_text()) for m in PRETRAIN}
-    timing_path = args.runs / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else None
+    files = sorted(args.runs.glob("timing-*.json"))
+    timing = {p.stem.removeprefix("timing-"): json.loads(p.read_text()) for p in files}
     order = list(variants(args.runs))
     lines = [
         "# Transfer: encoders pretrained on the embedded avdigits, fine-tuned on a few hundred user files",
@@ -154,29 +164,31 @@ def cmd_report(args: argparse.Namespace) -> None:
         lines.append("")
     if timing:
         lines += [
-            "## Frozen features: cached vs recomputed every epoch",
+            "## Frozen features: cached vs encoded every epoch",
             "",
-            f"{timing['what']}. Mean seconds per epoch over epochs 2-{timing['epochs']} (the first epoch fills the "
-            f"cache), {timing['repeats']} interleaved repeats:",
+            "The same run with `trainer.feature_cache=auto` (a frozen encoder's train and val features computed once, "
+            "then read) and `off` (encoded every epoch), repeats in alternating order; an epoch runs from its first "
+            "batch to the end of its validation (median seconds); the ratio is the median over repeats of the mean "
+            "`off` epoch over the mean `auto` epoch. `build` is the one-time cost of computing the features.",
             "",
-            "| feature cache | seconds per epoch | test accuracy |",
-            "|---|---|---|",
-            *[
-                f"| {k} | {statistics.mean(v['epoch_seconds']):.2f} | {statistics.mean(v['accuracy']):.3f} |"
-                for k, v in timing["modes"].items()
-            ],
-            "",
-            f"Epoch time ratio, recomputed / cached: **{timing['ratio']:.2f}x**.",
-            "",
+            "| setting | threads | epoch, encoded (s) | epoch, cached (s) | ratio | build (s) | test acc. off / auto |",
+            "|---|---|---|---|---|---|---|",
         ]
+        for name, t in timing.items():
+            acc = " / ".join(f"{t['test'][m]['accuracy']:.4f}" for m in ("off", "auto"))
+            lines.append(
+                f"| {name} | {t['machine']['threads']} | {t['epoch_seconds']['off']:.2f} | "
+                f"{t['epoch_seconds']['auto']:.2f} | **{t['ratio']:.2f}x** | {t['build_seconds']:.1f} | {acc} |"
+            )
+        lines += ["", *[f"- {name}: `{t['command']}`" for name, t in timing.items()], ""]
     lines += [
         "## Provenance",
         "",
         f"- polymodal {polymodal.__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()} ({platform.processor() or 'cpu'}), 1 torch thread per run, written "
         f"{time.strftime('%Y-%m-%d')}",
-        "- commands: `python benchmarks/transfer.py run --runs DIR --sizes 10 24 --seeds 0 1 2`, "
-        "`python benchmarks/transfer.py timing --runs DIR`, then `python benchmarks/transfer.py report --runs DIR`",
+        "- commands: `python benchmarks/transfer.py run --runs DIR --sizes 10 24 --seeds 0 1 2`, the timing "
+        "commands above, then `python benchmarks/transfer.py report --runs DIR`",
     ]
     md = args.results.with_suffix(".md")
     md.write_text("\n".join(lines) + "\n")
