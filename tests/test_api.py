@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,9 +76,9 @@ class SumConfig(polymodal.ComponentConfig):
     out_dim: int = 8
 
 
-@polymodal.ENCODERS.register("test_api_sum", SumConfig)
 class SumEncoder(nn.Module):
-    """A custom encoder registered by this module: a linear map of the input's sum over its last axis."""
+    """A custom encoder (registered by this module, see ``memory_run``): a linear map of the input's sums over its
+    last axis."""
 
     def __init__(self, input_shape: tuple[int, ...], out_dim: int, kind: str) -> None:
         super().__init__()
@@ -90,8 +90,10 @@ class SumEncoder(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def memory_run(tmp_path_factory: pytest.TempPathFactory) -> polymodal.Run:
-    """A run trained from Python on in-memory splits, with this module's custom image encoder."""
+def memory_run(tmp_path_factory: pytest.TempPathFactory, scoped_registrations: None) -> polymodal.Run:
+    """A run trained from Python on in-memory splits, with this module's custom image encoder (registered while the
+    module's tests run)."""
+    polymodal.ENCODERS.register("test_api_sum", SumConfig)(SumEncoder)
     out = tmp_path_factory.mktemp("api") / "RUN"
     return polymodal.train(TINY, {"model.encoders.image": {"name": "test_api_sum"}}, out=out, data=toy_splits())
 
@@ -131,7 +133,7 @@ def test_a_dataset_without_a_modality_of_the_run(memory_run: polymodal.Run):
 
 
 def test_in_memory_runs_are_scored_on_data_passed_again(memory_run: polymodal.Run):
-    with pytest.raises(ConfigError, match=r"^data.name: memory: .*Run.evaluate\(data=...\)"):
+    with pytest.raises(ConfigError, match=r"^data.name: memory: .* not saved with a run; .*Run.evaluate\(data=...\)"):
         memory_run.evaluate(split="val")
     with pytest.raises(ConfigError, match="^split: expected val or test, got 'train'$"):
         memory_run.evaluate(split="train")
@@ -281,12 +283,23 @@ class MeanEncoder(nn.Module):
 """
 
 
-def test_custom_encoder_from_the_cli(tmp_path: Path, digit_manifest: Callable[..., Path], monkeypatch):
+@pytest.fixture
+def cli_plugin(tmp_path: Path, scoped_registrations: None) -> Iterator[Path]:
+    """A folder holding the module ``polymodal_test_cli_plugin``, which registers the encoder ``test_cli_mean``."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "polymodal_test_cli_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    yield folder
+    sys.modules.pop("polymodal_test_cli_plugin", None)
+
+
+def test_custom_encoder_from_the_cli(
+    tmp_path: Path, digit_manifest: Callable[..., Path], cli_plugin: Path, monkeypatch
+):
     """Trained with ``--import`` from one directory; evaluated from another, where the run names the module."""
-    plugins, work, other = tmp_path / "plugins", tmp_path / "work", tmp_path / "other"
-    for folder in (plugins, work, other):
+    plugins, work, other = cli_plugin, tmp_path / "work", tmp_path / "other"
+    for folder in (work, other):
         folder.mkdir()
-    (plugins / "polymodal_test_cli_plugin.py").write_text(PLUGIN, encoding="utf-8")
     for name, rows, offset in (("train.csv", 30, 0), ("test.csv", 10, 30)):
         digit_manifest(name, rows=rows, offset=offset, columns=("text",), features=True)
         os.replace(tmp_path / name, work / name)

@@ -1,7 +1,7 @@
 """Every ``python`` block of the README and of ``docs/*.md`` runs, so the documented examples cannot rot.
 
 The blocks of one page run in order as one module (a later block uses what an earlier one defines), in a temporary
-working directory. Components the pages register stay registered for the session, so each page uses names of its own.
+working directory; the components a page registers are unregistered after it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_the_pages_that_teach_the_api_have_examples():
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if page_source(p)])
-def test_page_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_page_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scoped_registrations: None):
     monkeypatch.chdir(tmp_path)
     # A module in sys.modules, as the user's own would be: runs record it as the home of the components it registers.
     module = types.ModuleType("polymodal_docs_" + re.sub(r"\W", "_", Path(page).stem.lower()))

@@ -382,6 +382,6 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
 def build_memory(data: Any, seed: int, progress: bool) -> DataBundle:
     """Splits passed from Python (``polymodal.train(..., data=Splits(...))``); they cannot be read again by name."""
     raise ConfigError(
-        "data.name: memory: the run was trained on datasets passed from Python, which are not saved with it; "
-        "score it on data passed from Python (Run.evaluate(data=...))"
+        "data.name: memory: datasets passed from Python (polymodal.train(..., data=Splits(...))) are not saved with "
+        "a run; score such a run on data passed again (Run.evaluate(data=...))"
     )
