@@ -228,3 +228,17 @@ def digit_manifest(tmp_path: Path) -> Callable[..., Path]:
 def digit_manifest_writer() -> Callable[..., Path]:
     """``write_digit_manifest`` itself, for module-scoped fixtures that pick their own folder."""
     return write_digit_manifest
+
+
+@pytest.fixture(scope="module")
+def scoped_registrations() -> Iterator[None]:
+    """Components registered while a test module runs are unregistered after it, so that registry sweeps and name
+    lists in other modules see only the package's own components."""
+    from polymodal.data.sources import DATASETS
+    from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+    from polymodal.strategies import STRATEGIES
+
+    with pytest.MonkeyPatch.context() as patch:
+        for registry in (DATASETS, ARCHITECTURES, ENCODERS, FUSIONS, HEADS, STRATEGIES):
+            patch.setattr(registry, "_entries", dict(registry._entries))
+        yield

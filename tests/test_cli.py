@@ -423,7 +423,7 @@ def test_subprocess_corrupt_wav(tmp_path, digit_manifest):
 def test_overrides_may_follow_options(monkeypatch):
     seen = {}
 
-    def fake_train(recipe, overrides, out, resume):
+    def fake_train(recipe, overrides, out, resume, imports):
         seen.update(recipe=recipe, overrides=overrides, out=out)
         return {"test": {"r1": 1.0}, "params": 1, "train_seconds": 0.0, "device": "cpu"}
 

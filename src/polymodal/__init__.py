@@ -1,19 +1,66 @@
 """polymodal: multimodal representation learning in PyTorch.
 
-``polymodal.predict(run_dir, data)`` and ``polymodal.write_predictions(rows, out)`` predict with a trained run from
-Python (imported on first use, so ``import polymodal`` stays light).
+The Python API (see ``polymodal.api`` and ``docs/``):
+
+- ``polymodal.train(recipe, overrides, out=..., data=...)`` trains a run and returns it; ``polymodal.load(run_dir)``
+  opens one. A :class:`Run` has ``config``, ``info``, ``metrics``, ``predict``, ``embed`` and ``evaluate``.
+- ``polymodal.Splits(train, val, test, class_names)`` passes the user's own torch Datasets of polymodal samples.
+- ``polymodal.load_config(recipe, overrides)`` is the validated config of a recipe, with every default.
+- ``polymodal.predict(run_dir, data)`` and ``polymodal.write_predictions(rows, out)``: predictions as rows and CSV.
+- Custom components register in ``ENCODERS``, ``FUSIONS``, ``HEADS``, ``ARCHITECTURES``, ``STRATEGIES`` and
+  ``DATASETS`` with a ``ComponentConfig`` of their options (``@polymodal.ENCODERS.register("name", Config)``).
+
+Everything is imported on first use, so ``import polymodal`` stays light.
 """
 
+import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"predict": "polymodal.runs", "write_predictions": "polymodal.runs"}
+_LAZY = {
+    "train": "polymodal.api",
+    "load": "polymodal.api",
+    "Run": "polymodal.api",
+    "Splits": "polymodal.data.memory",
+    "load_config": "polymodal.config",
+    "predict": "polymodal.runs",
+    "write_predictions": "polymodal.runs",
+    "ENCODERS": "polymodal.models",
+    "FUSIONS": "polymodal.models",
+    "HEADS": "polymodal.models",
+    "ARCHITECTURES": "polymodal.models",
+    "STRATEGIES": "polymodal.strategies",
+    "Strategy": "polymodal.strategies",
+    "DATASETS": "polymodal.data.sources",
+    "DataBundle": "polymodal.data.sources",
+    "ComponentConfig": "polymodal.registry",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'polymodal' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """The package module: ``polymodal.train`` stays the API function when the training loop's subpackage
+    (``polymodal/train/``, imported by name: ``from polymodal.train import Trainer``) is imported, instead of the
+    import system replacing the attribute with the subpackage."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

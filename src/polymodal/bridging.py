@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset, default_collate
 
-from polymodal.config import RunConfig, dump_config, validate_config
+from polymodal.config import RunConfig, absolute_paths, dump_config, validate_config
 from polymodal.data.sources import DataBundle
 from polymodal.data.splits import part_indices, subset_indices
 from polymodal.errors import ConfigError
@@ -109,9 +109,11 @@ def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, 
     """Trains the spaces a recipe names (if any) and the bridge between them; returns ``metrics.json``'s contents.
 
     Everything is validated before anything is written. With ``resume``, finished spaces are reused, an unfinished
-    space run continues from its checkpoint, and so does the projector.
+    space run continues from its checkpoint, and so does the projector. Relative paths in the config are made
+    absolute first.
     """
     out = Path(out)
+    absolute_paths(config)
     _check_bridge_config(config)
     if resume:
         check_resumable(out, config)

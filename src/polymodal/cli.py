@@ -26,36 +26,42 @@ def _default_out(recipe: str) -> Path:
     return Path("runs") / f"{Path(recipe).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _absolute_data_paths(config: object) -> None:
-    # Resolved configs hold absolute paths so that eval/resume work from any working directory.
-    data = config.data  # type: ignore[attr-defined]
-    for key in ("root", "train", "val", "test"):
-        value = getattr(data, key)
-        if value:
-            setattr(data, key, str(Path(value).expanduser().resolve()))
+def _import_modules(names: list[str]) -> None:
+    """Imports the modules given with ``--import`` (they register custom components), from the working directory
+    too, as ``python -m`` would."""
+    import importlib
+
+    if names and "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise PolymodalError(f"--import {name}: cannot import it ({err})") from None
 
 
-def _load_config(recipe: str, overrides: list[str]) -> object:
+def _load_config(recipe: str, overrides: list[str], imports: list[str]) -> object:
     from polymodal.recipe_files import read_recipe
 
     raw, source = read_recipe(recipe, overrides)  # a missing file or bad YAML fails before torch is imported
     from polymodal.config import validate_config
 
-    return validate_config(raw, source)
+    config = validate_config(raw, source)
+    config.imports = list(dict.fromkeys([*imports, *config.imports]))  # the run records them in config.yaml
+    return config
 
 
-def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bool) -> dict:
+def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bool, imports: list[str]) -> dict:
     if resume and not out:
         raise PolymodalError("--resume needs --out RUN_DIR (the run to continue)")
     if recipe is None and not resume:
         raise PolymodalError("train: give a RECIPE (see `polymodal recipes`), or --resume --out RUN_DIR")
     if recipe:
-        config = _load_config(recipe, overrides)
+        config = _load_config(recipe, overrides, imports)
     else:  # --resume alone reads the run's own config.yaml
         from polymodal.runs import saved_config
 
         config = saved_config(Path(out), overrides)
-    _absolute_data_paths(config)
     from polymodal.runs import train_run
     from polymodal.train.distributed import current_world
 
@@ -105,7 +111,7 @@ def _summary(metrics: dict) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    metrics = _train(DEMO_RECIPE, [], args.out, resume=False)
+    metrics = _train(DEMO_RECIPE, [], args.out, resume=False, imports=[])
     print(_summary(metrics))
     return 0
 
@@ -116,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe, overrides = None, [recipe, *overrides]
     if args.trust_pickle:
         overrides = [*overrides, "data.trust_pickle=true"]
-    metrics = _train(recipe, overrides, args.out, args.resume)
+    metrics = _train(recipe, overrides, args.out, args.resume, args.imports)
     from polymodal.train.distributed import current_world
 
     if current_world().is_main:  # under torchrun, one summary
@@ -125,15 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
-    config = _load_config(args.recipe, args.overrides)
+    config = _load_config(args.recipe, args.overrides, args.imports)
     from polymodal.bridging import bridge_run
 
-    _absolute_data_paths(config)
-    for side in ("base", "leaf"):
-        source = getattr(config.spaces, side) if config.spaces else None
-        for key in ("run", "path"):
-            if source is not None and getattr(source, key):
-                setattr(source, key, str(Path(getattr(source, key)).expanduser().resolve()))
     if args.resume and not args.out:
         raise PolymodalError("--resume needs --out RUN_DIR (the bridge run to continue)")
     run_dir = Path(args.out) if args.out else _default_out(args.recipe)
@@ -163,11 +163,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from polymodal.config import dump_config
+    from polymodal.config import absolute_paths, dump_config
 
-    config = _load_config(args.recipe, args.overrides)
-    _absolute_data_paths(config)
-    print(dump_config(config), end="")
+    config = _load_config(args.recipe, args.overrides, args.imports)
+    print(dump_config(absolute_paths(config)), end="")
     return 0
 
 
@@ -258,6 +257,17 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first: it registers custom components (encoders, strategies, ...); repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polymodal", description="Multimodal representation learning in PyTorch.")
     parser.add_argument("--version", action="version", version=f"polymodal {__version__}")
@@ -283,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow reading a data pickle (MMSA/MulT) once, to convert it into a safe .npz cache",
     )
+    _add_import(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -292,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.seed=1 data.max_train_samples=2000")
     p.add_argument("--out", help="run directory (default: runs/<recipe>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the bridge run in --out (spaces and projector)")
+    _add_import(p)
     p.set_defaults(func=cmd_bridge)
 
     p = sub.add_parser("eval", help="score a trained run on one of its splits or on a new CSV manifest")
@@ -299,17 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--data", help="a CSV manifest with the same columns as the run's training data")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (the keys of metrics.json)")
+    _add_import(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with a trained run for every row of a CSV manifest (no target needed)")
     p.add_argument("run_dir")
     p.add_argument("--data", required=True, help="a CSV manifest with the run's input columns (any may be missing)")
     p.add_argument("--out", required=True, help="output CSV: id, prediction, p_<class>..., present")
+    _add_import(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("config", help="print a recipe's resolved config (what a run's config.yaml holds), no training")
     p.add_argument("recipe", help="bundled recipe name (see `polymodal recipes`) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted-key overrides, e.g. trainer.epochs=1")
+    _add_import(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("embed", help="embed inputs of one modality with a trained run's encoder")
@@ -317,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", required=True)
     p.add_argument("inputs", nargs="+", help="file paths (image/audio/features) or text strings")
     p.add_argument("--out", required=True, help="output .npy file")
+    _add_import(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("data", help="build datasets from raw files: polymodal data build NAME ...")
@@ -347,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", help="manifest column (default: the run's column for --modality, else its name)")
     p.add_argument("--backend", default="exact", help="exact (default), faiss-flat or faiss-ivf (approximate)")
     p.add_argument("--out", required=True, help="index folder to write")
+    _add_import(p)
     p.set_defaults(func=cmd_index_build)
 
     p = sub.add_parser("retrieve", help="search an index with queries embedded by a run's encoder")
@@ -356,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="the modality of the gallery (checked against the index)")
     p.add_argument("queries", nargs="+", help="file paths (image/audio/features) or text strings")
     p.add_argument("--top-k", type=int, default=10)
+    _add_import(p)
     p.set_defaults(func=cmd_retrieve)
 
     p = sub.add_parser("bench", help="benchmarks: polymodal bench overhead")
@@ -383,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(args, target, [*getattr(args, target), *extra])
     try:
+        _import_modules(getattr(args, "imports", []))
         return args.func(args)
     except PolymodalError as err:
         print(f"polymodal: error: {err}", file=sys.stderr)

@@ -9,6 +9,9 @@ components (imported by :func:`validate_config` once the structure is valid) nee
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -243,6 +246,10 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     # Only in bridge recipes (polymodal bridge): the two spaces to link.
     spaces: SpacesConfig | None = None
+    # Modules outside polymodal that register components this config uses (the user's encoders, strategies, ...).
+    # They are imported by the caller (``--import MODULE``, or ``import`` in Python), never from the YAML; validation
+    # names a module that is not imported, and records the modules of the custom components it finds.
+    imports: list[str] = []
 
 
 def data_config(overrides: list[str]) -> DataConfig:
@@ -276,6 +283,12 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
         raise ConfigError(f"{source}: {format_validation_error(err, model=RunConfig)}") from None
     except ConfigError as err:  # raised by a field validator, e.g. an unknown modality name
         raise ConfigError(f"{source}: {err}") from None
+    missing = [name for name in config.imports if name not in sys.modules]
+    if missing:
+        raise ConfigError(
+            f"{source}: imports: components of this config are registered in module {missing[0]!r}, which is not "
+            f"imported: pass --import {missing[0]} (in Python, import it first)"
+        )
     from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
     from polymodal.strategies import STRATEGIES
 
@@ -298,12 +311,66 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
         config.strategy = STRATEGIES.validate(config.strategy, "strategy")
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+    config.imports = list(dict.fromkeys([*config.imports, *_custom_modules(config)]))
     return config
 
 
-def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
-    """Loads a bundled recipe or YAML file, applies overrides and validates the result."""
-    return validate_config(*read_recipe(recipe, overrides))
+def _custom_modules(config: RunConfig) -> list[str]:
+    """The modules outside polymodal that define the config's components (a script's ``__main__`` cannot be
+    imported again, so it is left out)."""
+    from polymodal.data.sources import DATASETS
+    from polymodal.models import ARCHITECTURES, ENCODERS, FUSIONS, HEADS
+    from polymodal.strategies import STRATEGIES
+
+    model = config.model
+    used = [
+        (DATASETS, config.data.name),
+        (ARCHITECTURES, model.name),
+        *((ENCODERS, spec["name"]) for spec in model.encoders.values()),
+        (FUSIONS, model.fusion["name"]),
+        *((HEADS, spec["name"]) for spec in (model.head, model.unimodal_head, model.predictor) if spec),
+        (STRATEGIES, config.strategy["name"]),
+    ]
+    modules = [registry.get(name)[0].__module__ for registry, name in used]
+    return [m for m in modules if m.partition(".")[0] != "polymodal" and m != "__main__"]
+
+
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """Makes the config's relative file paths absolute (from the working directory), in place, so that a run can be
+    evaluated, resumed or embedded from any directory: ``data.root``/``train``/``val``/``test``, the processors and
+    tokenizer of ``data.image``/``audio``/``text``, and a bridge's ``spaces.*.run``/``path``."""
+
+    def absolute(value: str | None) -> str | None:
+        return str(Path(value).expanduser().resolve()) if value else value
+
+    data = config.data
+    for key in ("root", "train", "val", "test"):
+        setattr(data, key, absolute(getattr(data, key)))
+    data.image.processor = absolute(data.image.processor)
+    data.audio.processor = absolute(data.audio.processor)
+    data.text.tokenizer = absolute(data.text.tokenizer)
+    for source in (config.spaces.base, config.spaces.leaf) if config.spaces else ():
+        source.run, source.path = absolute(source.run), absolute(source.path)
+    return config
+
+
+def load_config(
+    recipe: str | Path | Mapping[str, Any] | RunConfig, overrides: Sequence[str] | Mapping[str, Any] | None = None
+) -> RunConfig:
+    """A validated config, every default filled in, from a recipe and overrides.
+
+    Args:
+        recipe: a bundled recipe name, a YAML path, a mapping of recipe sections, or a ``RunConfig``.
+        overrides: ``key.path=value`` strings (values parsed as YAML, as on the command line), or a mapping of
+            dotted keys to values (taken as they are).
+    """
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides: expected a list of key.path=value strings or a mapping, got {overrides!r}")
+    if isinstance(recipe, RunConfig):
+        return validate_config(apply_overrides(recipe.model_dump(mode="json"), overrides or []), "config")
+    if isinstance(recipe, Mapping):
+        return validate_config(apply_overrides(dict(recipe), overrides or []), "config")
+    return validate_config(*read_recipe(str(recipe), overrides))
 
 
 def dump_config(config: RunConfig) -> str:

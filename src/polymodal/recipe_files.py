@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Applies ``key.sub=value`` overrides; values are parsed as YAML scalars or lists."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Applies overrides: ``key.sub=value`` strings, whose values are parsed as YAML scalars or lists, or a mapping
+    of dotted keys to values (taken as they are, from Python)."""
     data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
-        try:
-            value = yaml.safe_load(raw) if raw else None
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: value is not valid YAML") from None
+    pairs = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
+    for key, value in pairs:
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"override {key!r}: expected a dotted key such as trainer.epochs")
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -70,7 +68,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def read_recipe(recipe: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected key.path=value")
+    try:
+        return key, yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {item!r}: value is not valid YAML") from None
+
+
+def read_recipe(recipe: str, overrides: Sequence[str] | Mapping[str, Any] | None = None) -> tuple[dict[str, Any], str]:
     """A bundled recipe or YAML file with overrides applied, not yet validated, and its name for error messages."""
     path = resolve_recipe_path(recipe)
     source = f"{path} with overrides" if overrides else str(path)

@@ -25,11 +25,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal import __version__
-from polymodal.config import RunConfig, dump_config, validate_config
+from polymodal.config import RunConfig, absolute_paths, dump_config, validate_config
 from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.feature_cache import prepare_feature_cache
 from polymodal.data.fitting import describe_preprocessing
+from polymodal.data.memory import run_samples
 from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
 from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError, DataError
@@ -148,14 +149,22 @@ def _selection_for_task(config: RunConfig, show: bool) -> None:
         )
 
 
-def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBundle | None = None) -> dict[str, Any]:
     """Trains and evaluates one run, writing its run directory; returns the contents of ``metrics.json``.
 
     Data, model and strategy are built and validated before anything is written, so bad input leaves no run
-    directory behind. Under ``torchrun`` every rank trains (see ``Trainer``), rank 0 alone writes the run directory,
-    and every rank returns rank 0's metrics.
+    directory behind. Relative paths in the config are made absolute first (the run can then be evaluated from any
+    directory). Under ``torchrun`` every rank trains (see ``Trainer``), rank 0 alone writes the run directory, and
+    every rank returns rank 0's metrics.
+
+    Args:
+        config: a validated config.
+        out: the run directory.
+        resume: continue the unfinished run in ``out`` from its newest checkpoint.
+        data: splits built by the caller (data passed from Python, ``data.name: memory``) instead of ``config.data``.
     """
     out = Path(out)
+    absolute_paths(config)
     device = resolve_device(config.trainer.device)
     with distributed_session(device) as world:
         # Before the resume check: a resumed run fits the same settings from the same files; reused encoders
@@ -171,7 +180,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, A
             check_tensorboard()
         # The same seed on every rank: every rank starts from the same weights.
         seed_everything(config.trainer.seed, config.trainer.deterministic)
-        bundle = read_data(config, config.trainer.progress and world.is_main)
+        bundle = read_data(config, config.trainer.progress and world.is_main) if data is None else data
         bundle.preprocessing = fitted or None
         if config.data.batch_size > len(bundle.train) and world.is_main:
             say(
@@ -402,16 +411,17 @@ def _read_run_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = None) -> dict[str, Any]:
-    """Scores a run's selected weights on one of its splits or on a new CSV manifest (same columns).
+def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Dataset | None = None) -> dict[str, Any]:
+    """Scores a run's selected weights on one of its splits, a new CSV manifest (same columns) or a dataset of
+    polymodal samples (``polymodal.data.memory``; inputs it lacks are missing).
 
     Returns:
         ``{"data": the split or manifest, "examples": N, split: metrics, ...}`` with the keys of ``metrics.json``
-        (a manifest is scored as ``test``).
+        (a manifest or dataset is scored as ``test``).
     """
     config, info, strategy = load_run(run_dir)
     if config.spaces is not None:  # a bridge run: retrieval in its unified space
-        if data:
+        if data is not None:
             raise ConfigError(f"--data: a bridge run is evaluated on its own data's splits ({run_dir})")
         from polymodal.bridging import evaluate_bridge
 
@@ -419,12 +429,16 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
     modalities = list(info["modalities"])
     absent: list[str] = []
     show = config.trainer.progress
-    if data:
+    if isinstance(data, (str, Path)):
         dataset = run_manifest(config, info, data, labeled=True)
         absent = [m for m, c in dataset.columns.items() if c in dataset.absent]
         modalities = [m for m in modalities if m not in absent]
         name, key = str(data), "test"
         bundle = None
+    elif data is not None:
+        dataset, absent = run_samples(data, info, labeled=True)
+        modalities = [m for m in modalities if m not in absent]
+        name, key, bundle = "data", "test", None
     else:
         bundle = read_data(config, show)
         dataset = bundle.test if split == "test" else bundle.val
@@ -482,20 +496,25 @@ def run_manifest(config: RunConfig, info: dict[str, Any], data: str | Path, labe
     return dataset
 
 
-def predict(run_dir: str | Path, data: str | Path, batch_size: int = 256) -> list[dict[str, Any]]:
-    """Predictions of a trained run for every row of a CSV manifest; no target column is needed.
+def predict(run_dir: str | Path, data: str | Path | Dataset, batch_size: int = 256) -> list[dict[str, Any]]:
+    """Predictions of a trained run for every row of a CSV manifest, or every sample of a dataset of polymodal
+    samples (``polymodal.data.memory``); no target is needed.
 
     Columns of the run that the file lacks or leaves empty are missing inputs, as empty cells are.
 
     Returns:
-        One dict per row, in file order: ``id`` (the id column, else the row number), ``prediction`` (class name,
-        or value for regression), ``probabilities`` (class name -> probability; classification only) and
-        ``present`` (the inputs the row had).
+        One dict per row, in order: ``id`` (the id column, else the row number; a sample's ``index``),
+        ``prediction`` (class name, or value for regression), ``probabilities`` (class name -> probability;
+        classification only) and ``present`` (the inputs the row had).
     """
     config, info, strategy = load_run(Path(run_dir))
     if config.spaces is not None:
         raise ConfigError(f"{run_dir}: a bridge run embeds and retrieves; it has no predictions (use embed/retrieve)")
-    dataset = run_manifest(config, info, data, labeled=False)
+    if isinstance(data, (str, Path)):
+        dataset = run_manifest(config, info, data, labeled=False)
+        ids = dataset.ids
+    else:
+        dataset, ids = run_samples(data, info, labeled=False)[0], None
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
     collate = Collate(shapes, {m: getattr(torch, d) for m, d in info["dtypes"].items()})
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
@@ -508,7 +527,7 @@ def predict(run_dir: str | Path, data: str | Path, batch_size: int = 256) -> lis
             outputs = strategy.predict(move_to(batch, device)).float().cpu()
             present = {m: batch["present"][m] for m in info["modalities"] if m in batch["present"]}
             for i, index in enumerate(batch["index"].tolist()):
-                row: dict[str, Any] = {"id": dataset.ids[index]}
+                row: dict[str, Any] = {"id": ids[index] if ids is not None else index}
                 if info["task"] == "classification":
                     probs = torch.softmax(outputs[i], dim=-1)
                     row["prediction"] = classes[int(probs.argmax())]
@@ -542,8 +561,9 @@ def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> 
     return tuple(features.shape)  # type: ignore[return-value]
 
 
-def embed(run_dir: Path, modality: str, inputs: list[str], batch_size: int = 256) -> np.ndarray:
-    """Embeds inputs of one modality (file paths, or strings for text) with the run's encoder.
+def embed(run_dir: Path, modality: str, inputs: list[Any], batch_size: int = 256) -> np.ndarray:
+    """Embeds inputs of one modality (file paths, strings for text, or tensors shaped like one training input) with
+    the run's encoder.
 
     A bridge run (``polymodal bridge``) embeds into its unified space, through whichever of its spaces has the
     modality.
@@ -575,9 +595,9 @@ def model_embeddings(model: Any, inputs: dict[str, Any], lengths: dict[str, Any]
     return model.project(features) if getattr(model, "contrastive", False) else features
 
 
-def item_batches(data: Any, modality: str, items: list[str], batch_size: int = 256) -> Iterator[dict[str, Any]]:
+def item_batches(data: Any, modality: str, items: list[Any], batch_size: int = 256) -> Iterator[dict[str, Any]]:
     """Collated batches of raw inputs of one modality (file paths, or strings for text), converted with the
-    adapters of a run's ``DataConfig``."""
+    adapters of a run's ``DataConfig``; tensors are taken as they are (model-ready inputs)."""
     convert = {
         "image": lambda x: ImageAdapter(data.image).from_file(x),
         "audio": lambda x: AudioAdapter(data.audio).from_file(x),
@@ -586,4 +606,5 @@ def item_batches(data: Any, modality: str, items: list[str], batch_size: int = 2
     }[adapter_kind(modality)]
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        yield Collate()([{"inputs": {modality: convert(x)}, "target": 0, "index": i} for i, x in enumerate(chunk)])
+        inputs = [x if isinstance(x, torch.Tensor) else convert(x) for x in chunk]
+        yield Collate()([{"inputs": {modality: x}, "target": 0, "index": i} for i, x in enumerate(inputs)])

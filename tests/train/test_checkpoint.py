@@ -15,7 +15,7 @@ import torch
 from conftest import ToyDataset
 
 import polymodal.fileio as fileio
-import polymodal.train.checkpoint as checkpoint
+from polymodal.train import checkpoint
 from polymodal.train.checkpoint import CheckpointManager, flatten_optimizer, unflatten_optimizer
 
 

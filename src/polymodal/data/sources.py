@@ -376,3 +376,12 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
     columns = dict(splits["test"].columns)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
     return DataBundle(train, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)
+
+
+@DATASETS.register("memory", ComponentConfig)
+def build_memory(data: Any, seed: int, progress: bool) -> DataBundle:
+    """Splits passed from Python (``polymodal.train(..., data=Splits(...))``); they cannot be read again by name."""
+    raise ConfigError(
+        "data.name: memory: datasets passed from Python (polymodal.train(..., data=Splits(...))) are not saved with "
+        "a run; score such a run on data passed again (Run.evaluate(data=...))"
+    )
