@@ -338,7 +338,8 @@ def _custom_modules(config: RunConfig) -> list[str]:
 def absolute_paths(config: RunConfig) -> RunConfig:
     """Makes the config's relative file paths absolute (from the working directory), in place, so that a run can be
     evaluated, resumed or embedded from any directory: ``data.root``/``train``/``val``/``test``, the processors and
-    tokenizer of ``data.image``/``audio``/``text``, and a bridge's ``spaces.*.run``/``path``."""
+    tokenizer of ``data.image``/``audio``/``text``, the encoders' model folders and earlier runs
+    (``model.encoders.*.path``/``run``), and a bridge's ``spaces.*.run``/``path``."""
 
     def absolute(value: str | None) -> str | None:
         return str(Path(value).expanduser().resolve()) if value else value
@@ -349,6 +350,10 @@ def absolute_paths(config: RunConfig) -> RunConfig:
     data.image.processor = absolute(data.image.processor)
     data.audio.processor = absolute(data.audio.processor)
     data.text.tokenizer = absolute(data.text.tokenizer)
+    for spec in config.model.encoders.values():
+        for key in ("path", "run"):
+            if isinstance(spec.get(key), str):
+                spec[key] = absolute(spec[key])
     for source in (config.spaces.base, config.spaces.leaf) if config.spaces else ():
         source.run, source.path = absolute(source.run), absolute(source.path)
     return config

@@ -77,3 +77,15 @@ def test_bad_runs_and_inputs(pretrained, tmp_path):
         build((1, 28, 28), run=str(pretrained))
     encoder = build((3, 16, 16), run=str(pretrained), freeze=True).train()
     assert not encoder.encoder.training and not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_a_relative_run_path_is_stored_absolute_so_eval_works_elsewhere(pretrained, toy_recipe, monkeypatch):
+    recipe = toy_recipe("image", {"name": "from_run", "run": pretrained.name, "freeze": True})
+    monkeypatch.chdir(pretrained.parent)
+    run = train(recipe, recipe.parent / "second")
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    assert config["model"]["encoders"]["image"]["run"] == str(pretrained.resolve())
+    elsewhere = pretrained.parent / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["eval", str(run)]) == 0
