@@ -1,12 +1,12 @@
 """Runs every bundled recipe briefly through the command line, from a fresh temporary working directory.
 
 For each recipe of ``polymodal recipes`` it runs ``python -m polymodal train RECIPE trainer.epochs=1
-data.max_train_samples=500 --out TMP`` (``bridge`` for bridge recipes) and prints one line: status, seconds, recipe,
-detail. Recipes on embedded data run as they are; ``manifest`` recipes run on a small generated CSV manifest; recipes
-that need the user's data are skipped with the reason unless ``--data-root`` gives it, and those that need the user's
-pretrained models (their ``# Data:`` line names model directories) are skipped. A recipe's ``# Pretrain:`` commands
-(the earlier runs its ``from_run`` encoders reuse) run first in the same directory, as briefly. Exits 1 if any run
-fails.
+data.max_train_samples=500 --out TMP`` (``bridge`` for bridge recipes; a recipe with ``strategy.stages`` runs each
+stage for one epoch) and prints one line: status, seconds, recipe, detail. Recipes on embedded data run as they
+are; ``manifest`` recipes run on a small generated CSV manifest; recipes that need the user's data are skipped with
+the reason unless ``--data-root`` gives it, and those that need the user's pretrained models (their ``# Data:`` line
+names model directories) are skipped. A recipe's ``# Pretrain:`` commands (the earlier runs its ``from_run`` encoders
+reuse) run first in the same directory, as briefly. Exits 1 if any run fails.
 
     python scripts/check_recipes.py [--jobs 2] [--only RECIPE ...] [--data-root selfmi-mosi=DIR] [-- OVERRIDE ...]
 """
@@ -14,6 +14,7 @@ fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -60,24 +61,33 @@ def write_manifest(folder: Path, name: str, rows: int, seed: int) -> Path:
     return path
 
 
+def quick_stages(recipe: dict) -> list[str]:
+    """Overrides that run every stage of a recipe's ``strategy.stages`` for one epoch (stages must fit the run)."""
+    stages = (recipe.get("strategy") or {}).get("stages")
+    if not stages:
+        return []
+    return [f"strategy.stages={json.dumps([{**s, 'epochs': 1} for s in stages])}", f"trainer.epochs={len(stages)}"]
+
+
 def plan(name: str, path: Path, roots: dict[str, str], workdir: Path) -> tuple[str, list[str], str] | str:
-    """(command, data overrides, what data it runs on) for a recipe, or the reason it is skipped."""
+    """(command, data and stage overrides, what data it runs on) for a recipe, or the reason it is skipped."""
     recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
     command = "bridge" if "spaces" in recipe else "train"
     data_name = recipe.get("data", {}).get("name", "avdigits")
     root = roots.get(name, roots.get(data_name))
+    stages = quick_stages(recipe)
     if root is not None:
-        return command, [f"data.root={Path(root).resolve()}"], f"data.root={root}"
+        return command, [*stages, f"data.root={Path(root).resolve()}"], f"data.root={root}"
     needs = recipe_data(path)
     if USER_MODELS in needs:
         return f"needs {needs}"
     if data_name == "manifest":
         train = write_manifest(workdir, "train.csv", 60, seed=0)
         test = write_manifest(workdir, "test.csv", 20, seed=1)
-        return command, [f"data.train={train}", f"data.test={test}"], "generated CSV manifests"
+        return command, [*stages, f"data.train={train}", f"data.test={test}"], "generated CSV manifests"
     if not needs.startswith(EMBEDDED):
         return f"needs {needs}; give --data-root {name}=DIR"
-    return command, [], needs
+    return command, stages, needs
 
 
 def run(name: str, path: Path, roots: dict[str, str], extra: list[str], timeout: float) -> tuple[str, float, str]:

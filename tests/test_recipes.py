@@ -1,11 +1,13 @@
 """Bundled recipes: each says what data it needs, runs without outside data, and scripts/check_recipes.py runs them."""
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from polymodal.cli import main
 from polymodal.config import load_config
@@ -72,6 +74,18 @@ def test_checker_fails_when_a_run_fails(tmp_path: Path):
 def test_every_recipe_runs_from_a_fresh_directory():
     done = _check("--jobs", "2")  # two one-thread runs at a time on CI's two cores
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_checker_runs_each_stage_of_a_staged_recipe_for_one_epoch():
+    spec = importlib.util.spec_from_file_location("check_recipes", CHECKER)
+    checker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checker)
+    recipe = yaml.safe_load(bundled_recipes()["momo-digits"].read_text(encoding="utf-8"))
+    overrides = checker.quick_stages(recipe)
+    config = load_config("momo-digits", [*checker.QUICK, *overrides])  # the stages fit the quick run
+    assert [s["epochs"] for s in config.strategy["stages"]] == [1] * len(recipe["strategy"]["stages"])
+    assert config.trainer.epochs == len(recipe["strategy"]["stages"])
+    assert checker.quick_stages(yaml.safe_load(bundled_recipes()["avdigits-joint"].read_text(encoding="utf-8"))) == []
 
 
 def test_checker_skips_recipes_that_need_the_users_models():

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 
 from polymodal.config import RunConfig, absolute_paths, dump_config, validate_config
 from polymodal.data.sources import DataBundle
+from polymodal.data.spec import DataSpec
 from polymodal.data.splits import part_indices, subset_indices
 from polymodal.errors import ConfigError
 from polymodal.eval.index import EmbeddingIndex
@@ -267,7 +268,7 @@ def _bridge(
     seed_everything(config.trainer.seed, config.trainer.deterministic)
     model = build_model(config.model, {side: (w,) for side, w in widths.items()}, 1)
     say(f"bridge: training the {config.model.name} projector on {len(pairs['train'])} pseudo-pairs", show)
-    strategy = STRATEGIES.build(config.strategy, model=model, task="bridge")
+    strategy = STRATEGIES.build(config.strategy, model=model, data=DataSpec.from_info(info))
     val_loader = DataLoader(pairs["val"], batch_size=config.data.batch_size, collate_fn=default_collate)
     trainer = Trainer(
         strategy,

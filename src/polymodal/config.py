@@ -9,21 +9,26 @@ components (imported by :func:`validate_config` once the structure is valid) nee
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polymodal.data.augment_settings import AugmentConfig
+from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
 from polymodal.modalities.settings import AudioConfig, FeaturesConfig, ImageConfig, TextConfig
 from polymodal.recipe_files import apply_overrides, read_recipe
 from polymodal.recipes import bundled_recipes, recipe_summary  # noqa: F401 (re-exported: the recipe API)
 from polymodal.registry import format_validation_error
+
+if TYPE_CHECKING:
+    from polymodal.strategies import Needs
 
 
 class Section(BaseModel):
@@ -263,12 +268,103 @@ def data_config(overrides: list[str]) -> DataConfig:
 
 
 def _check_dataset(data: DataConfig) -> None:
-    from polymodal.data.sources import DATASETS  # imports torch
+    """The dataset is registered and every dataset-only setting given differs from its default only if it reads it."""
+    from polymodal.data.sources import DATASETS, dataset_only_settings  # imports torch
 
     try:
-        DATASETS.get(data.name)
+        reads = DATASETS.get(data.name)[1].reads
     except ConfigError as err:
         raise ConfigError(f"data.name: {err}") from None
+    for key, readers in dataset_only_settings().items():
+        if key not in reads and getattr(data, key) != DataConfig.model_fields[key].default:
+            raise ConfigError(f"data.{key}: not read by data.name={data.name} (only by {', '.join(readers)})")
+
+
+def _check_model_parts(model: ModelConfig) -> None:
+    """Refuses the parts only the multimodal architecture is assembled from (fusion, heads) for another architecture,
+    unless they are their defaults."""
+    from polymodal.models import FUSIONS, HEADS
+
+    if model.name == "multimodal":
+        return
+    for part, registry in {"fusion": FUSIONS, "head": HEADS, "unimodal_head": HEADS, "predictor": HEADS}.items():
+        default = ModelConfig.model_fields[part].default
+        if getattr(model, part) != (default and registry.validate(default, f"model.{part}")):
+            raise ConfigError(f"model.{part}: not used by the {model.name!r} architecture (only multimodal has one)")
+
+
+def _at(config: RunConfig, key: str) -> str:
+    """The value of a dotted key of the config, as a one-line override would give it (``null`` for None)."""
+    node: Any = config.model_dump(mode="json")
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else json.dumps(node)
+
+
+def _needs(config: RunConfig) -> Needs:
+    """What the configured strategy declares it needs with its options (a ``strategies.Needs``)."""
+    from polymodal.strategies import STRATEGIES
+
+    strategy, options = STRATEGIES.get(config.strategy["name"])
+    return strategy.needs(options(**{k: v for k, v in config.strategy.items() if k != "name"}))
+
+
+def _check_strategy(config: RunConfig) -> None:
+    """Checks what the strategy declares it needs (``Strategy.needs``) against the model, ``data.task`` and
+    ``trainer.epochs``; each refusal names the strategy setting and the setting that does not provide it."""
+    from polymodal.models import ARCHITECTURES, CAPABILITIES
+    from polymodal.strategies import STRATEGIES
+
+    name = config.strategy["name"]
+    needs = _needs(config)
+    architecture = ARCHITECTURES.get(config.model.name)[1](**config.model.options)
+    offered = architecture.capabilities(config.model)
+    for capability, key in needs.model.items():
+        if capability in offered:
+            continue
+        cap = CAPABILITIES[capability]
+        if config.model.name not in cap.architectures or cap.setting is None:
+            wanted, given = f"model.name: {' or '.join(cap.architectures)}", f"model.name={config.model.name}"
+        else:
+            wanted, given = f"{cap.setting[0]}: {cap.setting[1]}", f"{cap.setting[0]}={_at(config, cap.setting[0])}"
+        raise ConfigError(f"{key}: {name} needs {cap.what} ({wanted}), not {given}")
+    if config.data.task not in needs.tasks:
+        raise ConfigError(f"strategy.name: {name} needs data.task: {' or '.join(needs.tasks)}, not {config.data.task}")
+    if needs.epochs is not None and config.trainer.epochs < needs.epochs[0]:
+        epochs, key, why = needs.epochs
+        raise ConfigError(
+            f"{key}: {name} runs {epochs} epochs ({why}), more than trainer.epochs={config.trainer.epochs}; "
+            f"set trainer.epochs={epochs} or shorten {key}"
+        )
+    if config.eval.representation and not STRATEGIES.get(name)[0].representation:
+        raise ConfigError(f"eval.representation: strategy {name!r} has no frozen-feature evaluation (embed, match)")
+
+
+def check_data(config: RunConfig, data: DataSpec) -> None:
+    """Checks a validated config against the description of its data (a ``DataSpec``) before the model is built:
+    what the strategy and the architecture declare they need from the data.
+
+    Raises:
+        ConfigError: one line naming the setting that needs what the data lacks, and the data.
+    """
+    from polymodal.models import ARCHITECTURES
+
+    name = config.strategy["name"]
+    needs = _needs(config)
+    source = f"data.name={config.data.name}"
+    if needs.task_table and not data.tasks:
+        raise ConfigError(f"strategy.name: {name} needs data whose samples belong to several tasks, not {source}")
+    if data.tasks and not needs.task_table:
+        raise ConfigError(f"strategy.name: {name} trains one target per sample, not the several tasks of {source}")
+    has = ", ".join(data.modalities)
+    for modality, key in needs.inputs.items():
+        if modality not in data.modalities:
+            raise ConfigError(f"{key}: {name} needs the {modality} input, not in {source} (it has: {has})")
+    if len(data.modalities) < needs.min_modalities:
+        raise ConfigError(
+            f"strategy.name: {name} needs at least {needs.min_modalities} input modalities, not {source} ({has})"
+        )
+    ARCHITECTURES.get(config.model.name)[1](**config.model.options).check_data(data)
 
 
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
@@ -309,6 +405,8 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
             if getattr(config.model, key) is not None:
                 setattr(config.model, key, HEADS.validate(getattr(config.model, key), f"model.{key}"))
         config.strategy = STRATEGIES.validate(config.strategy, "strategy")
+        _check_model_parts(config.model)
+        _check_strategy(config)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     config.imports = list(dict.fromkeys([*config.imports, *_custom_modules(config)]))

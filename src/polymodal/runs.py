@@ -25,13 +25,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal import __version__
-from polymodal.config import RunConfig, absolute_paths, dump_config, validate_config
+from polymodal.config import RunConfig, absolute_paths, check_data, dump_config, validate_config
 from polymodal.data.augment import AugmentedCollate
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.feature_cache import prepare_feature_cache
 from polymodal.data.fitting import describe_preprocessing
 from polymodal.data.memory import run_samples
 from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
+from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError, DataError
 from polymodal.eval.diagnosis import laziness_remedy, laziness_report
@@ -52,9 +53,11 @@ from polymodal.train.trainer import resolve_device
 
 
 def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:
-    """Builds the model for the data's shapes and the configured strategy around it."""
+    """Checks the config against the data's description, then builds the model for the data's shapes and the
+    configured strategy around it."""
+    check_data(config, bundle.spec)
     model = build_model(config.model, bundle.shapes, bundle.out_dim)
-    return STRATEGIES.build(config.strategy, model=model, task=bundle.task)
+    return STRATEGIES.build(config.strategy, model=model, data=bundle.spec)
 
 
 def _loader(dataset: Dataset, bundle: DataBundle, config: RunConfig, collate: Any = None) -> DataLoader:
@@ -191,8 +194,6 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
             shapes = {m: bundle.shapes[m] for m in bundle.modalities}
             say("inputs:\n" + describe_preprocessing(config.data, shapes, fitted), True)
         strategy = build_strategy(config, bundle)
-        if config.eval.representation and not hasattr(strategy, "embed"):
-            raise ConfigError(f"eval.representation: strategy {config.strategy['name']!r} has no embed/match")
         # A data column without an encoder is not an input of the model: no per-modality or missing-modality scores.
         bundle.modalities = [m for m in bundle.modalities if m in strategy.model.modalities]
         world.barrier()  # every rank has checked ``out`` before rank 0 creates it
@@ -394,7 +395,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any], Any]:
             f"{manager.folder}/best.safetensors: does not match the run's config.yaml ({first})"
         ) from None
     model.eval()
-    strategy = STRATEGIES.build(config.strategy, model=model, task=info["task"])
+    strategy = STRATEGIES.build(config.strategy, model=model, data=DataSpec.from_info(info))
     return config, info, strategy
 
 

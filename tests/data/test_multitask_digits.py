@@ -91,7 +91,7 @@ def test_mnist_targets_use_their_class_range(root):
         int(sample["target"][0]) == IDS["mnist"]
         and CLASS_NAMES[int(sample["target"][1])] == f"mnist:{DIGIT_WORDS[digit]}"
     )
-    assert class_offsets() == {"mnist": 0, "speaker": 10}
+    assert class_offsets(TASKS) == {"mnist": 0, "speaker": 10}
 
 
 @pytest.mark.parametrize("tasks", [["nope"], []])

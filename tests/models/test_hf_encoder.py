@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from polymodal.cli import main
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import ENCODERS
 from polymodal.strategies import STRATEGIES
@@ -98,7 +99,7 @@ def test_lr_scale_gives_the_encoder_its_own_learning_rate():
         fusion, head = {"name": "concat"}, {"name": "linear"}
 
     model = build_model(Cfg, {"text": ()}, out_dim=2)
-    strategy = STRATEGIES.build({"name": "joint"}, model=model, task="classification")
+    strategy = STRATEGIES.build({"name": "joint"}, model=model, data=DataSpec("classification"))
 
     class Optim:
         name, lr, weight_decay = "adamw", 0.01, 0.0

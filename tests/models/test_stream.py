@@ -8,13 +8,16 @@ from polymodal.config import validate_config
 from polymodal.errors import ConfigError
 from polymodal.models import MoMoModel, build_model
 from polymodal.models.stream import patchify
+from polymodal.strategies.staged import MOMO_STAGES
 
 SHAPES = {"image": (1, 4, 4), "text": ()}
 
 
 def _model(shared: bool, **extra) -> MoMoModel:
     options = {"shared": shared, "patch_size": 2, "dim": 8, "depth": 1, "heads": 2, "projection_dim": 4, **extra}
-    config = validate_config({"model": {"name": "momo", "options": {**options, "max_text_length": 8}}}, "test")
+    model = {"name": "momo", "options": {**options, "max_text_length": 8}}
+    epochs = sum(stage["epochs"] for stage in MOMO_STAGES)  # the staged strategy that momo serves, with its defaults
+    config = validate_config({"model": model, "strategy": {"name": "staged"}, "trainer": {"epochs": epochs}}, "test")
     return build_model(config.model, SHAPES, out_dim=3)
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
@@ -25,7 +26,7 @@ class _Cfg:
 def _strategy(**params):
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
     spec = STRATEGIES.validate({"name": "alternating", **params}, "s")
-    return STRATEGIES.build(spec, model=model, task="classification")
+    return STRATEGIES.build(spec, model=model, data=DataSpec("classification"))
 
 
 def test_entropy_weights_hand_computed():
@@ -121,7 +122,9 @@ def test_alternating_learns(toy_batch):
 
 def test_regression_averages_the_present_modalities(toy_batch):
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=1)
-    strategy = STRATEGIES.build(STRATEGIES.validate({"name": "alternating"}, "s"), model=model, task="regression")
+    strategy = STRATEGIES.build(
+        STRATEGIES.validate({"name": "alternating"}, "s"), model=model, data=DataSpec("regression")
+    )
     batch = toy_batch(n=8)
     batch = {**batch, "target": batch["target"].float()}
     batch["present"]["image"] = torch.tensor([True, False] * 4)
@@ -137,16 +140,12 @@ def test_regression_averages_the_present_modalities(toy_batch):
     assert loss.shape == () and torch.isfinite(loss)
 
 
-def test_rejects_unequal_feature_sizes():
-    spec = STRATEGIES.validate({"name": "alternating"}, "s")
-
+def test_late_fusion_of_unequal_feature_sizes_is_a_one_line_error():
     class Unequal(_Cfg):
         encoders = {**_Cfg.encoders, "image": ENCODERS.validate({"name": "lenet", "out_dim": 4}, "e")}
-        fusion = FUSIONS.validate({"name": "concat"}, "f")
 
-    model = build_model(Unequal, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
-    with pytest.raises(ConfigError, match="out_dim must match"):
-        STRATEGIES.build(spec, model=model, task="classification")
+    with pytest.raises(ConfigError, match="model.fusion: late fusion shares one head, so encoder output sizes must"):
+        build_model(Unequal, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
 
 
 def test_lr_scale_multiplies_only_that_modality_update(toy_batch):

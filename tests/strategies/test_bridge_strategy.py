@@ -10,6 +10,7 @@ from torch.testing import assert_close
 from torch.utils.data import default_collate
 
 from polymodal.config import TrainerConfig
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import BridgeProjector, CMCRProjector
 from polymodal.objectives import info_nce
@@ -33,7 +34,7 @@ def _tuples(n: int = 32, seed: int = 0) -> dict:
 def _strategy(**params):
     projector = BridgeProjector(leaf_dim=6, base_dim=8, hidden=16, temperature=0.1)
     spec = STRATEGIES.validate({"name": "bridge", **params}, "strategy")
-    return STRATEGIES.build(spec, model=projector, task="classification")
+    return STRATEGIES.build(spec, model=projector, data=DataSpec("classification"))
 
 
 def test_bridge_learns_to_retrieve_base_pairs_from_the_leaf():
@@ -56,12 +57,6 @@ def test_bridge_learns_to_retrieve_base_pairs_from_the_leaf():
     assert recall_at_1 >= 0.5
 
 
-def test_bridge_trains_a_projector_only():
-    spec = STRATEGIES.validate({"name": "bridge"}, "strategy")
-    with pytest.raises(ConfigError, match="strategy.name: bridge trains an exmcr or cmcr projector .*, not a Linear"):
-        STRATEGIES.build(spec, model=torch.nn.Linear(2, 2), task="classification")
-
-
 def test_bridge_config_rejects_a_negative_intra_weight():
     with pytest.raises(ConfigError, match="strategy.intra_weight"):
         STRATEGIES.validate({"name": "bridge", "intra_weight": -1}, "strategy")
@@ -82,7 +77,7 @@ def test_bridge_trains_in_the_trainer_and_checkpoints_the_projector_alone(tmp_pa
 def test_cmcr_loss_is_inter_plus_intra_infonce_in_the_new_space():
     projector = CMCRProjector(base_dim=8, leaf_dim=6, dim=5, hidden=16, temperature=0.1)
     spec = STRATEGIES.validate({"name": "bridge", "intra_weight": 0.5}, "strategy")
-    strategy = STRATEGIES.build(spec, model=projector, task="classification")
+    strategy = STRATEGIES.build(spec, model=projector, data=DataSpec("classification"))
     batch = _tuples(n=16)
     loss = strategy.step(batch)["loss"]
     b = {m: projector.base(x) for m, x in batch["base"].items()}
@@ -92,9 +87,3 @@ def test_cmcr_loss_is_inter_plus_intra_infonce_in_the_new_space():
     expected = info_nce(b["text"], a["text"], s) + info_nce(b["image"], a["audio"], s)
     expected = expected + 0.5 * (info_nce(b["text"], b["image"], s) + info_nce(a["text"], a["audio"], s))
     assert_close(loss, expected)
-    with pytest.raises(ConfigError, match="strategy.weights: only for Ex-MCR"):
-        STRATEGIES.build(
-            STRATEGIES.validate({"name": "bridge", "weights": {"audio": {"text": 2.0}}}, "strategy"),
-            model=projector,
-            task="classification",
-        )

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from polymodal.cli import main
-from polymodal.config import ModelConfig
+from polymodal.config import ModelConfig, validate_config
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import build_model
 from polymodal.strategies import STRATEGIES
@@ -16,20 +17,22 @@ from polymodal.strategies import STRATEGIES
 ENCODERS = "model.encoders={image: {name: lenet, out_dim: 32}, text: {name: transformer, dim: 32, depth: 1}}"
 
 
-def _strategy(projection_dim: int | None = 8, **params):
-    options = {"projection_dim": projection_dim} if projection_dim else {}
+def _strategy(**params):
     config = ModelConfig(
-        options=options,
+        options={"projection_dim": 8},
         encoders={"image": {"name": "lenet", "out_dim": 16}, "text": {"name": "transformer", "dim": 16, "depth": 1}},
     )
     model = build_model(config, {"image": (1, 28, 28), "text": ()}, 10)
     spec = STRATEGIES.validate({"name": "contrastive", **params}, "strategy")
-    return STRATEGIES.build(spec, model=model, task="classification")
+    return STRATEGIES.build(spec, model=model, data=DataSpec("classification"))
 
 
 def test_contrastive_needs_projections_and_known_pairs():
-    with pytest.raises(ConfigError, match="model.options.projection_dim"):
-        _strategy(projection_dim=None)
+    encoders = {"image": {"name": "lenet"}, "text": {"name": "transformer"}}
+    with pytest.raises(
+        ConfigError, match=r"\(model.options.projection_dim: a width\), not model.options.projection_dim=null"
+    ):
+        validate_config({"model": {"encoders": encoders}, "strategy": {"name": "contrastive"}}, "recipe")
     with pytest.raises(ConfigError, match="strategy.pairs: 'audio' has no encoder"):
         _strategy(pairs=[["image", "audio"]])
     assert _strategy().pairs == [("image", "text")]

@@ -7,6 +7,7 @@ import torch
 from polymodal.config import load_config
 from polymodal.data.collate import Collate
 from polymodal.data.multitask_digits import OUTPUT_LENGTH, TASKS
+from polymodal.data.spec import DataSpec
 from polymodal.models.multimodel import MultiModel
 from polymodal.runs import evaluate_saved_run, train_run
 from polymodal.strategies import STRATEGIES
@@ -34,7 +35,9 @@ def _batch() -> dict:
 
 def _strategy():
     model = MultiModel(1, None, 16, 5, 16, 2, 4, 2, 16, True, True, 0.0)
-    return STRATEGIES.build(STRATEGIES.validate({"name": "multitask"}, "s"), model=model, task="classification")
+    return STRATEGIES.build(
+        STRATEGIES.validate({"name": "multitask"}, "s"), model=model, data=DataSpec("classification", tasks=TASKS)
+    )
 
 
 def test_substeps_split_a_mixed_batch_into_single_task_parts():

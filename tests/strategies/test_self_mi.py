@@ -2,11 +2,10 @@
 
 import json
 
-import pytest
 import torch
 
 from polymodal.data.collate import Collate
-from polymodal.errors import ConfigError
+from polymodal.data.spec import DataSpec
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
 
@@ -37,7 +36,7 @@ def _batch(n: int = 32) -> dict:
 def _strategy(**overrides):
     spec = STRATEGIES.validate({"name": "self_mi", **overrides}, "strategy")
     model = build_model(_Cfg, {"vision": (3,), "acoustic": (2,)}, 1)
-    return STRATEGIES.build(spec, model=model, task="regression")
+    return STRATEGIES.build(spec, model=model, data=DataSpec("regression"))
 
 
 def _train(strategy, batch, steps: int, epochs: int = 1) -> list[float]:
@@ -91,17 +90,3 @@ def test_state_round_trips_through_json():
     for key, centre in strategy.centres.items():
         for side, value in centre.items():
             torch.testing.assert_close(restored.centres[key][side], value)
-
-
-def test_missing_model_parts_is_one_line_error():
-    spec = STRATEGIES.validate({"name": "self_mi"}, "strategy")
-
-    class _Plain(_Cfg):
-        unimodal_head = None
-        predictor = None
-
-    model = build_model(_Plain, {"vision": (3,), "acoustic": (2,)}, 1)
-    with pytest.raises(ConfigError, match=r"needs model\.unimodal_head"):
-        STRATEGIES.build(spec, model=model, task="regression")
-    with pytest.raises(ConfigError, match="data.task: regression"):
-        STRATEGIES.build(spec, model=build_model(_Cfg, {"vision": (3,), "acoustic": (2,)}, 1), task="classification")

@@ -5,6 +5,7 @@ import torch
 
 from polymodal.config import validate_config
 from polymodal.data.collate import Collate
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import build_model
 from polymodal.strategies import STRATEGIES
@@ -20,11 +21,15 @@ def _strategy(model_options=None, **params):
     options = {"patch_size": 2, "dim": 16, "depth": 1, "heads": 2, "projection_dim": 8, "max_text_length": 8}
     options.update(model_options or {})
     config = validate_config(
-        {"model": {"name": "momo", "options": options}, "strategy": {"name": "staged", "stages": STAGES, **params}},
+        {
+            "model": {"name": "momo", "options": options},
+            "strategy": {"name": "staged", "stages": STAGES, **params},
+            "trainer": {"epochs": sum(s["epochs"] for s in STAGES)},
+        },
         "test",
     )
     model = build_model(config.model, {"image": (1, 4, 4), "text": ()}, out_dim=2)
-    return STRATEGIES.build(config.strategy, model=model, task="classification")
+    return STRATEGIES.build(config.strategy, model=model, data=DataSpec("classification"))
 
 
 def _batch() -> dict:
@@ -92,13 +97,6 @@ def test_a_stage_whose_data_has_no_objective_is_a_one_line_error():
     bad = [{"data": ["image", "pair"], "objectives": ["mpm"], "epochs": 1}]
     with pytest.raises(ConfigError, match=r"strategy\.stages\.0.*data 'pair' has no objective"):
         validate_config({"model": {"name": "momo"}, "strategy": {"name": "staged", "stages": bad}}, "test")
-
-
-def test_staged_on_a_fused_model_is_a_one_line_error():
-    config = validate_config({"model": {"encoders": {"image": {"name": "lenet"}}}}, "test")
-    model = build_model(config.model, {"image": (1, 8, 8)}, out_dim=2)
-    with pytest.raises(ConfigError, match="staged needs model.name: momo"):
-        STRATEGIES.build(STRATEGIES.validate({"name": "staged"}, "s"), model=model, task="classification")
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -1,9 +1,8 @@
 """Each strategy learns on a tiny two-modality task, and honours its contract."""
 
-import pytest
 import torch
 
-from polymodal.errors import ConfigError
+from polymodal.data.spec import DataSpec
 from polymodal.models import ENCODERS, FUSIONS, HEADS, build_model
 from polymodal.strategies import STRATEGIES
 
@@ -22,7 +21,9 @@ class _Cfg:
 def _train(make_batch, name: str, steps: int = 60, **params) -> tuple[object, float, float]:
     torch.manual_seed(0)
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
-    strategy = STRATEGIES.build(STRATEGIES.validate({"name": name, **params}, "s"), model=model, task="classification")
+    strategy = STRATEGIES.build(
+        STRATEGIES.validate({"name": name, **params}, "s"), model=model, data=DataSpec("classification")
+    )
     optimizer = torch.optim.AdamW(strategy.param_groups(), lr=3e-3)
     batch = make_batch()
     first = float(strategy.step(batch)["loss"].detach())
@@ -76,15 +77,6 @@ def test_joint_unimodal_losses_score_each_modality_alone(toy_batch):
     torch.testing.assert_close(parts["loss"], parts["fused_loss"] + (parts["image_loss"] + parts["features_loss"]) / 2)
 
 
-def test_unimodal_losses_need_the_multimodal_architecture():
-    class Opaque(torch.nn.Linear):
-        pass
-
-    spec = STRATEGIES.validate({"name": "joint", "unimodal_weight": 1.0}, "s")
-    with pytest.raises(ConfigError, match="strategy.unimodal_weight: needs the multimodal architecture"):
-        STRATEGIES.build(spec, model=Opaque(2, 2), task="classification")
-
-
 def test_unimodal_learns_and_ignores_other_modalities(toy_batch):
     strategy, _, accuracy = _train(toy_batch, "unimodal", modality="features")
     assert accuracy >= 0.9
@@ -96,7 +88,9 @@ def test_unimodal_learns_and_ignores_other_modalities(toy_batch):
 def test_modality_dropout_never_hides_every_modality():
     model = build_model(_Cfg, {"features": (3,), "image": (1, 8, 8)}, out_dim=2)
     strategy = STRATEGIES.build(
-        STRATEGIES.validate({"name": "joint", "modality_dropout": 0.9}, "s"), model=model, task="classification"
+        STRATEGIES.validate({"name": "joint", "modality_dropout": 0.9}, "s"),
+        model=model,
+        data=DataSpec("classification"),
     )
     present = {"features": torch.ones(500, dtype=torch.bool), "image": torch.tensor([True, False] * 250)}
     dropped = strategy._drop(present)

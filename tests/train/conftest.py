@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate
+from polymodal.data.spec import DataSpec
 from polymodal.strategies.base import Strategy
 from polymodal.train import Trainer
 
@@ -51,7 +52,7 @@ class ToyStrategy(Strategy):
     """Supervised loss; counts its steps in ``state_dict`` and turns the loss NaN at step ``nan_at`` (1-based)."""
 
     def __init__(self, model: nn.Module, nan_at: int | None = None) -> None:
-        super().__init__(model, "classification")
+        super().__init__(model, DataSpec("classification", ("features",)))
         self.nan_at = nan_at
         self.calls = 0
 

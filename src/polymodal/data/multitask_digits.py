@@ -35,7 +35,6 @@ from __future__ import annotations
 import csv
 import functools
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from torch.utils.data import Dataset
 
 from polymodal.data import avdigits
 from polymodal.data.mnist import read_mnist
+from polymodal.data.spec import TaskSpec, class_offsets
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.image import ImageAdapter, ImageConfig
@@ -63,21 +63,6 @@ FSDD_TEST_TAKES, FSDD_VAL_TAKES, FSDD_TRAIN_TAKES = range(0, 5), range(5, 8), ra
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)$")  # the stem of an FSDD file: {digit}_{speaker}_{take}
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task: its input modality, its output (``class`` or ``text``) and, for classes, its names."""
-
-    name: str
-    modality: str
-    output: str
-    classes: tuple[str, ...] = ()
-
-    @property
-    def metric(self) -> str:
-        """Higher-is-better score: accuracy for classes, exact match for text."""
-        return "accuracy" if self.output == "class" else "exact_match"
-
-
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("mnist", "image", "class", DIGIT_WORDS),
     TaskSpec("asr", "audio", "text"),
@@ -86,16 +71,6 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("parse", "text", "text"),
 )
 LOW_DATA_TASKS = ("parse",)
-
-
-def class_offsets(tasks: tuple[TaskSpec, ...] = TASKS) -> dict[str, int]:
-    """Start of each class task's range in the global class list."""
-    offsets, start = {}, 0
-    for task in tasks:
-        if task.output == "class":
-            offsets[task.name] = start
-            start += len(task.classes)
-    return offsets
 
 
 CLASS_NAMES = [f"{t.name}:{c}" for t in TASKS for c in t.classes]
@@ -245,7 +220,7 @@ def multitask_digit_splits(
 
 
 def _add_mnist(splits: dict[str, list[Any]], root: str | None, image: ImageConfig) -> None:
-    task_id, offset = [t.name for t in TASKS].index("mnist"), class_offsets()["mnist"]
+    task_id, offset = [t.name for t in TASKS].index("mnist"), class_offsets(TASKS)["mnist"]
     images = ImageAdapter(image)
     for split, (x, y) in _mnist(root).items():
         for pixels, label in zip(images.from_arrays(x, "mnist"), y.tolist(), strict=True):
@@ -253,7 +228,7 @@ def _add_mnist(splits: dict[str, list[Any]], root: str | None, image: ImageConfi
 
 
 def _add_fsdd(splits: dict[str, list[Any]], root: str | None, audio: AudioConfig) -> None:
-    ids, offsets = {t.name: i for i, t in enumerate(TASKS)}, class_offsets()
+    ids, offsets = {t.name: i for i, t in enumerate(TASKS)}, class_offsets(TASKS)
     for split, digit, speaker, mel in _fsdd(root, audio.model_dump_json()):
         word = DIGIT_WORDS[digit]
         speaker_class = offsets["speaker"] + SPEAKERS.index(speaker)

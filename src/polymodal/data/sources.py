@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -20,7 +20,7 @@ from polymodal.data.collate import Collate
 from polymodal.data.digit_captions import Captioned, digit_caption_splits
 from polymodal.data.fitting import fit_manifest_settings
 from polymodal.data.manifest import ManifestDataset
-from polymodal.data.multitask_digits import multitask_digit_splits
+from polymodal.data.multitask_digits import TASKS, multitask_digit_splits
 from polymodal.data.packed import PackedDataset, pack_dataset
 from polymodal.data.selfmi_digits import SelfMIDigits
 from polymodal.data.sentiment import (
@@ -30,12 +30,35 @@ from polymodal.data.sentiment import (
     load_mosi_word_aligned,
     video_folds,
 )
+from polymodal.data.spec import DataSpec, TaskSpec
 from polymodal.data.splits import part_indices, split_indices, subset_indices
 from polymodal.data.vocab import is_sequence
 from polymodal.errors import ConfigError, DataError
 from polymodal.registry import ComponentConfig, Registry
 
 DATASETS = Registry("dataset")
+
+
+class DatasetOptions(ComponentConfig):
+    """A dataset's entry in ``DATASETS``: ``reads`` names the settings of ``data`` that only some datasets use and
+    this one does (``root``, ``fold``, ...). A setting that no dataset lists is read by all; one that the chosen
+    dataset does not list is refused when the config is validated, instead of being ignored."""
+
+    reads: ClassVar[frozenset[str]] = frozenset()
+
+
+def reads(*keys: str) -> type[DatasetOptions]:
+    """The ``DATASETS`` entry of a dataset that reads the dataset-only settings ``keys`` of ``data``."""
+    return type("Reads", (DatasetOptions,), {"reads": frozenset(keys)})
+
+
+def dataset_only_settings() -> dict[str, list[str]]:
+    """Each dataset-only setting of ``data`` -> the datasets that read it."""
+    readers: dict[str, list[str]] = {}
+    for name in DATASETS.names():
+        for key in DATASETS.get(name)[1].reads:  # type: ignore[attr-defined]
+            readers.setdefault(key, []).append(name)
+    return readers
 
 
 @dataclass
@@ -53,6 +76,14 @@ class DataBundle:
     columns: dict[str, str] | None = None
     # How inputs are converted, where settings were fitted to the training files (see polymodal.data.fitting).
     preprocessing: dict[str, Any] | None = None
+    # The task table of data whose samples each belong to one of several tasks (see DataSpec).
+    tasks: tuple[TaskSpec, ...] = ()
+
+    @property
+    def spec(self) -> DataSpec:
+        """The typed description the strategy receives."""
+        classes = tuple(self.class_names) if self.class_names else None
+        return DataSpec(self.task, tuple(self.modalities), classes, self.tasks)
 
     @property
     def out_dim(self) -> int:
@@ -71,6 +102,7 @@ class DataBundle:
             "class_names": self.class_names,
             "columns": self.columns,
             **({"preprocessing": self.preprocessing} if self.preprocessing else {}),
+            **self.spec.info(),
         }
 
 
@@ -167,7 +199,7 @@ def _required_root(data: Any, what: str) -> str:
     return data.root
 
 
-@DATASETS.register("avdigits", ComponentConfig)
+@DATASETS.register("avdigits", reads("root"))
 def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
     """The embedded AV-digits data (``data.root`` may point at another build of the .npz)."""
     _list_of_modalities(data)
@@ -175,7 +207,7 @@ def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
     return fixed_splits(data, *(AVDigits(split, **kwargs) for split in ("train", "val", "test")))
 
 
-@DATASETS.register("avmnist", ComponentConfig)
+@DATASETS.register("avmnist", reads("root"))
 def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
     """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``; without it, a small
     AV-MNIST made the same way from packaged data (avdigits images, FSDD clips)."""
@@ -215,7 +247,7 @@ def check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...
             )
 
 
-@DATASETS.register("digit-captions", ComponentConfig)
+@DATASETS.register("digit-captions", reads("root"))
 def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
     """MNIST images with generated multilingual captions (MoMo): the packaged avdigits images, or ``data.root``, the
     user's Keras-style ``mnist.npz``."""
@@ -245,7 +277,7 @@ def non_float_dtypes(dtypes: dict[str, torch.dtype]) -> dict[str, str]:
     return {m: str(d).removeprefix("torch.") for m, d in dtypes.items() if d != torch.float32}
 
 
-@DATASETS.register("manifest", ComponentConfig)
+@DATASETS.register("manifest", reads("train", "val", "test", "target", "val_fraction"))
 def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     """CSV manifests of the user's files; validation carved from train (stratified) unless ``data.val`` is given."""
     for key in ("train", "test"):
@@ -285,19 +317,19 @@ def _feature_file(data: Any, fmt: str) -> DataBundle:
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
 
-@DATASETS.register("mmsa", ComponentConfig)
+@DATASETS.register("mmsa", reads("root", "trust_pickle"))
 def build_mmsa(data: Any, seed: int, progress: bool) -> DataBundle:
     """An MMSA feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
     return _feature_file(data, "mmsa")
 
 
-@DATASETS.register("mult", ComponentConfig)
+@DATASETS.register("mult", reads("root", "trust_pickle"))
 def build_mult(data: Any, seed: int, progress: bool) -> DataBundle:
     """A MulT feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
     return _feature_file(data, "mult")
 
 
-@DATASETS.register("mosi", ComponentConfig)
+@DATASETS.register("mosi", reads("root", "folds", "fold"))
 def build_mosi(data: Any, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI word-aligned features of the standard valid split, in video-disjoint folds (``data.fold``)."""
     dataset, videos = load_mosi_word_aligned(_required_root(data, "the mosi folder or its word-aligned npz"), data.text)
@@ -305,14 +337,14 @@ def build_mosi(data: Any, seed: int, progress: bool) -> DataBundle:
     return sentiment_bundle(data, dataset.subset(train), dataset.subset(val), dataset.subset(test))
 
 
-@DATASETS.register("mosi-text", ComponentConfig)
+@DATASETS.register("mosi-text", reads("root"))
 def build_mosi_text(data: Any, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI transcripts on the official train/valid/test split (text only)."""
     splits = load_mosi_transcripts(_required_root(data, "the mosi folder or labels_splits.csv"), data.text)
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
 
-@DATASETS.register("selfmi-digits", ComponentConfig)
+@DATASETS.register("selfmi-digits", reads("root"))
 def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     """AV-digits re-paired so each modality carries its own digit; the target is their weighted sum."""
     if data.task != "regression":
@@ -323,7 +355,7 @@ def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     return fixed_splits(data, *splits, "regression")
 
 
-@DATASETS.register("multitask-digits", ComponentConfig)
+@DATASETS.register("multitask-digits", reads("root", "tasks", "low_data_examples"))
 def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     """MultiModel's five digit tasks (image, audio and text in; classes or text out) from the packaged avdigits data,
     or from ``data.root`` holding the user's ``mnist/mnist.npz`` and ``fsdd/recordings/``."""
@@ -337,7 +369,8 @@ def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     image = (data.image.channels, data.image.size, data.image.size)
     shapes = {"image": image, "audio": (1, data.audio.n_mels, data.audio.max_frames), "text": ()}
     modalities = list(train.modalities)
-    return DataBundle(train, val, test, data.task, modalities, shapes, {"text": "int64"}, list(train.class_names))
+    classes = list(train.class_names)
+    return DataBundle(train, val, test, data.task, modalities, shapes, {"text": "int64"}, classes, tasks=TASKS)
 
 
 def pack_manifest(path: str | Path, data: Any, out: str | Path, shard_size: int, progress: bool) -> dict[str, Any]:
@@ -351,7 +384,7 @@ def pack_manifest(path: str | Path, data: Any, out: str | Path, shard_size: int,
     return pack_dataset(dataset, Path(out), shard_size, {"target": data.target, **settings}, progress)
 
 
-@DATASETS.register("packed", ComponentConfig)
+@DATASETS.register("packed", reads("train", "val", "test", "val_fraction"))
 def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
     """Folders written by ``polymodal data pack``, read lazily; validation carved from train unless ``data.val``."""
     for key in ("train", "test"):

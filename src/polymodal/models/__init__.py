@@ -6,7 +6,7 @@ outputs, and the strategy applies objectives from ``polymodal.objectives``.
 """
 
 from polymodal.models.bridge import BridgeProjector, CMCRProjector
-from polymodal.models.build import ARCHITECTURES, build_model
+from polymodal.models.build import ARCHITECTURES, CAPABILITIES, build_model
 from polymodal.models.encoders import ENCODERS, LeNetEncoder, SpectrogramCNNEncoder, TransformerEncoder
 from polymodal.models.from_run import RunEncoder, adopt_adapter_settings
 from polymodal.models.fusion import FUSIONS, ConcatFusion, LateFusion, LowRankFusion, TensorFusion
@@ -19,6 +19,7 @@ from polymodal.models.stream import MoMoModel, StreamEncoder
 
 __all__ = [
     "ARCHITECTURES",
+    "CAPABILITIES",
     "ENCODERS",
     "FUSIONS",
     "HEADS",

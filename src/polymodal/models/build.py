@@ -1,13 +1,20 @@
-"""Builds the architecture a validated model config names: ``multimodal`` (default), ``momo`` or ``multimodel``."""
+"""Builds the architecture a validated model config names: ``multimodal`` (default), ``momo`` or ``multimodel``.
+
+Each architecture's options class also declares what a model built from a config offers strategies
+(``capabilities``, names of :data:`CAPABILITIES`) and what it needs from the data (``check_data``), so a strategy
+that needs what the model lacks is refused when the config is validated (``polymodal.config``), not at step 1.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 from torch import nn
 
+from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import modality_kind
 from polymodal.errors import ConfigError
 from polymodal.models.bridge import BridgeProjector, CMCRProjector
@@ -20,6 +27,52 @@ from polymodal.models.stream import FusionEncoder, MoMoModel, StreamEncoder
 from polymodal.registry import ComponentConfig, Registry
 
 ARCHITECTURES = Registry("architecture")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Something a strategy may need from a model, and where it comes from.
+
+    Attributes:
+        what: what the model has, as a refusal names it.
+        architectures: the architectures (``model.name``) that can have it.
+        setting: within those, the model setting that gives it and what to set (empty: they always have it).
+    """
+
+    what: str
+    architectures: tuple[str, ...]
+    setting: tuple[str, str] | None = None
+
+
+CAPABILITIES: dict[str, Capability] = {
+    "outputs": Capability("one fused output per sample", ("multimodal",)),
+    "fusion": Capability("separate per-modality encoders fused through a head", ("multimodal",)),
+    "shared_head": Capability(
+        "a fusion that scores each modality through the shared head", ("multimodal",), ("model.fusion.name", "late")
+    ),
+    "projections": Capability(
+        "contrastive projections into one space", ("multimodal",), ("model.options.projection_dim", "a width")
+    ),
+    "unimodal_heads": Capability("an output head per modality", ("multimodal",), ("model.unimodal_head", "a head")),
+    "predictors": Capability(
+        "a predictor of each modality's feature from the fused one", ("multimodal",), ("model.predictor", "a head")
+    ),
+    "stream": Capability("an image-text stream with patch, token and matching heads", ("momo",)),
+    "task_body": Capability("one body for many tasks with class and byte outputs", ("multimodel",)),
+    "projector": Capability("a projector between two frozen spaces", ("exmcr", "cmcr")),
+    "dense_alignment": Capability("Ex-MCR's leaf-to-base projector", ("exmcr",)),
+}
+
+
+class ArchitectureOptions(ComponentConfig):
+    """Base of an architecture's options (``model.options``), with what the architecture declares."""
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        """What a model built from the ``ModelConfig`` ``model`` with these options offers (:data:`CAPABILITIES`)."""
+        return frozenset()
+
+    def check_data(self, data: DataSpec) -> None:
+        """Raises a one-line ConfigError when the architecture cannot be built for or run on ``data``."""
 
 
 def build_model(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int) -> nn.Module:
@@ -56,7 +109,7 @@ def encoder_specs(specs: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]
     return chosen
 
 
-class MultimodalOptions(ComponentConfig):
+class MultimodalOptions(ArchitectureOptions):
     """Options of the default ``multimodal`` architecture (``model.options``).
 
     ``projection_dim`` makes the model a contrastive space (CLIP-style, for the ``contrastive`` strategy): a linear
@@ -66,6 +119,16 @@ class MultimodalOptions(ComponentConfig):
 
     projection_dim: int | None = Field(None, gt=0)
     temperature: float = Field(0.07, gt=0)
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        offered = {"outputs", "fusion"}
+        optional = {
+            "shared_head": model.fusion["name"] == "late",
+            "projections": self.projection_dim is not None,
+            "unimodal_heads": model.unimodal_head is not None,
+            "predictors": model.predictor is not None,
+        }
+        return frozenset(offered | {name for name, has in optional.items() if has})
 
 
 @ARCHITECTURES.register("multimodal", MultimodalOptions)
@@ -89,7 +152,10 @@ def build_multimodal(
     encoders = {}
     for modality, spec in encoder_specs(config.encoders, shapes).items():
         encoders[modality] = ENCODERS.build(spec, input_shape=tuple(shapes[modality]), kind=modality_kind(modality))
-    fusion = FUSIONS.build(config.fusion, dims={m: e.out_dim for m, e in encoders.items()})
+    try:
+        fusion = FUSIONS.build(config.fusion, dims={m: e.out_dim for m, e in encoders.items()})
+    except ValueError as err:  # the encoders' sizes do not suit the fusion (late: one shared head)
+        raise ConfigError(f"model.fusion: {err}") from None
     head = HEADS.build(config.head, in_dim=fusion.out_dim, out_dim=out_dim)
     unimodal_heads, predictors = {}, {}
     if config.unimodal_head:
@@ -104,7 +170,7 @@ def build_multimodal(
     return MultimodalModel(encoders, fusion, head, unimodal_heads, predictors, projections, temperature)
 
 
-class MoMoConfig(ComponentConfig):
+class MoMoConfig(ArchitectureOptions):
     """Options of the ``momo`` architecture (``model.options``); see :class:`MoMoModel`.
 
     ``shared: true`` is MoMo's single stream. ``shared: false`` is the FLAVA-like dual-stream baseline: an image-only
@@ -127,6 +193,15 @@ class MoMoConfig(ComponentConfig):
     # Dual stream only (shared: false): layers of the fusion stack; None = depth, 0 = none (late interaction).
     fusion_depth: int | None = Field(None, ge=0)
 
+    def capabilities(self, model: Any) -> frozenset[str]:
+        return frozenset({"stream"})
+
+    def check_data(self, data: DataSpec) -> None:
+        if not {"image", "text"} <= set(data.modalities):
+            raise ConfigError(
+                f"model.name: momo needs image and text data (the data has: {', '.join(data.modalities)})"
+            )
+
 
 @ARCHITECTURES.register("momo", MoMoConfig)
 def build_momo(
@@ -146,9 +221,6 @@ def build_momo(
     out_dim: int,
 ) -> MoMoModel:
     """MoMo's shared single stream (``shared``) or the FLAVA-like dual-stream baseline of the same depth and width."""
-    for modality in ("image", "text"):
-        if modality not in shapes:
-            raise ConfigError(f"model.name: momo needs image and text data (the data has: {', '.join(shapes)})")
     image_shape = tuple(shapes["image"])
     if image_shape[-1] % patch_size or image_shape[-2] % patch_size:
         raise ConfigError(f"model.options.patch_size: {patch_size} does not divide the image size {image_shape[1:]}")
@@ -167,7 +239,11 @@ def build_momo(
     return MoMoModel(stream("image"), stream("text"), out_dim, projection_dim, temperature, fusion)
 
 
-class MultiModelConfig(ComponentConfig):
+# The inputs MultiModel has an input net for (text always; image and audio when the data has them).
+MULTIMODEL_INPUTS = ("image", "audio", "text")
+
+
+class MultiModelConfig(ArchitectureOptions):
     """Options of the ``multimodel`` architecture (``model.options``); see :class:`MultiModel`."""
 
     dim: int = Field(64, gt=0)
@@ -179,6 +255,18 @@ class MultiModelConfig(ComponentConfig):
     use_attention: bool = True
     dropout: float = Field(0.0, ge=0, lt=1)
     max_tasks: int = Field(8, ge=1)
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        return frozenset({"task_body"})
+
+    def check_data(self, data: DataSpec) -> None:
+        if len(data.tasks) > self.max_tasks:
+            raise ConfigError(f"model.options.max_tasks: {self.max_tasks}, but the data has {len(data.tasks)} tasks")
+        unread = sorted({t.modality for t in data.tasks} - set(MULTIMODEL_INPUTS))
+        if unread:
+            raise ConfigError(
+                f"model.name: multimodel reads {', '.join(MULTIMODEL_INPUTS)} inputs, not {', '.join(unread)}"
+            )
 
 
 @ARCHITECTURES.register("multimodel", MultiModelConfig)
@@ -219,11 +307,14 @@ def build_multimodel(
     )
 
 
-class ExMCRConfig(ComponentConfig):
+class ExMCRConfig(ArchitectureOptions):
     """Options of the ``exmcr`` architecture: Ex-MCR's leaf-to-base projector (:class:`BridgeProjector`)."""
 
     hidden: int = Field(256, gt=0)
     temperature: float = Field(0.05, gt=0)
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        return frozenset({"projector", "dense_alignment"})
 
 
 @ARCHITECTURES.register("exmcr", ExMCRConfig)
@@ -236,12 +327,15 @@ def build_exmcr(
     return BridgeProjector(widths["leaf"], widths["base"], hidden, temperature)
 
 
-class CMCRConfig(ComponentConfig):
+class CMCRConfig(ArchitectureOptions):
     """Options of the ``cmcr`` architecture: both spaces projected into a new one (:class:`CMCRProjector`)."""
 
     dim: int = Field(64, gt=0)
     hidden: int = Field(256, gt=0)
     temperature: float = Field(0.05, gt=0)
+
+    def capabilities(self, model: Any) -> frozenset[str]:
+        return frozenset({"projector"})
 
 
 @ARCHITECTURES.register("cmcr", CMCRConfig)

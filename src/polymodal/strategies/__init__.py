@@ -1,12 +1,13 @@
 """Training strategies: one recipe per file, each owning what one training step does.
 
-A strategy receives the built model and implements the small contract in ``base.py``: ``step(batch) -> dict`` with a
-``"loss"`` key, ``predict(batch)``, ``param_groups()``, hooks (``after_backward``, ``on_epoch_start``) and
-``state_dict``. The loop itself lives only in ``polymodal.train``.
+A strategy receives the built model and the description of the data (``polymodal.data.spec.DataSpec``), declares
+what it needs from both (``needs``, checked when a config is validated) and implements the small contract in
+``base.py``: ``step(batch) -> dict`` with a ``"loss"`` key, ``predict(batch)``, ``param_groups()``, hooks
+(``after_backward``, ``on_epoch_start``) and ``state_dict``. The loop itself lives only in ``polymodal.train``.
 """
 
 from polymodal.strategies.alternating import AlternatingStrategy
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 from polymodal.strategies.bridge import BridgeStrategy
 from polymodal.strategies.contrastive import ContrastiveStrategy
 from polymodal.strategies.joint import JointStrategy
@@ -22,6 +23,7 @@ __all__ = [
     "ContrastiveStrategy",
     "JointStrategy",
     "MultitaskStrategy",
+    "Needs",
     "SelfMIStrategy",
     "StagedStrategy",
     "Strategy",

@@ -8,10 +8,11 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.objectives import project_gradient, update_projector
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class AlternatingConfig(ComponentConfig):
@@ -63,7 +64,8 @@ class AlternatingStrategy(Strategy):
 
     Args:
         model: a model with ``encoders`` and a ``head`` over features of equal size (``late`` fusion).
-        task: ``"classification"`` (entropy-weighted fusion) or ``"regression"`` (the present modalities' mean).
+        data: the data's description: ``classification`` (entropy-weighted fusion) or ``regression`` (the present
+            modalities' mean).
         projection: project the shared head's gradients.
         alpha: initial OWM regulariser.
         alpha_decay: factor alpha is multiplied by every ``decay_updates`` updates.
@@ -76,10 +78,14 @@ class AlternatingStrategy(Strategy):
             softmax) or ``"probabilities"`` (each modality's softmax).
     """
 
+    @classmethod
+    def needs(cls, options: AlternatingConfig) -> Needs:
+        return Needs(model={"shared_head": "strategy.name"})
+
     def __init__(
         self,
         model: nn.Module,
-        task: str,
+        data: DataSpec,
         projection: bool,
         alpha: float,
         alpha_decay: float,
@@ -87,10 +93,7 @@ class AlternatingStrategy(Strategy):
         lr_scale: dict[str, float],
         combine: str,
     ) -> None:
-        super().__init__(model, task)
-        dims = {e.out_dim for e in model.encoders.values()}
-        if len(dims) != 1:
-            raise ConfigError(f"strategy.name: alternating shares one head, so encoder out_dim must match ({dims})")
+        super().__init__(model, data)
         unknown = sorted(set(lr_scale) - set(model.encoders))
         if unknown or any(not (v > 0) for v in lr_scale.values()):
             raise ConfigError(

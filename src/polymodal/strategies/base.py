@@ -2,30 +2,72 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from polymodal.data.spec import DataSpec
 from polymodal.objectives import cross_entropy, l1_loss
-from polymodal.registry import Registry
+from polymodal.registry import ComponentConfig, Registry
 
 STRATEGIES = Registry("strategy")
+
+TASK_KINDS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a strategy needs from the model and the data, declared so a config is checked before anything is built.
+
+    Every requirement names the strategy setting that asks for it, so a refusal (``polymodal.config``) names both
+    sides in one line.
+
+    Attributes:
+        model: capability (a name of ``polymodal.models.CAPABILITIES``) -> the strategy setting that needs it.
+        tasks: the target kinds (``data.task``) the strategy trains.
+        task_table: True: the data's samples each belong to one of several tasks (``DataSpec.tasks``); False: one
+            target per sample.
+        inputs: modality the data must have -> the strategy setting that needs it.
+        min_modalities: the fewest input modalities the data may have.
+        epochs: ``(n, setting, why)``: the strategy needs ``trainer.epochs >= n`` because of ``setting``.
+    """
+
+    model: Mapping[str, str] = field(default_factory=lambda: {"outputs": "strategy.name"})
+    tasks: tuple[str, ...] = TASK_KINDS
+    task_table: bool = False
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    min_modalities: int = 1
+    epochs: tuple[int, str, str] | None = None
 
 
 class Strategy:
     """Base strategy: supervised loss on the model's output.
 
-    Subclasses override ``step`` (what one optimisation step computes) and ``predict`` (the evaluation output).
+    Subclasses override ``step`` (what one optimisation step computes) and ``predict`` (the evaluation output), and
+    declare what they need in ``needs``.
 
     Args:
         model: the assembled model; its ``forward(inputs, present, lengths)`` returns (B, C) outputs.
-        task: ``"classification"`` (cross-entropy) or ``"regression"`` (L1).
+        data: the description of the run's data; ``data.task`` is ``"classification"`` (cross-entropy) or
+            ``"regression"`` (L1).
     """
 
-    def __init__(self, model: nn.Module, task: str) -> None:
+    # Whether the strategy has ``embed`` and ``match`` for the frozen-feature evaluation (``eval.representation``).
+    representation: ClassVar[bool] = False
+
+    def __init__(self, model: nn.Module, data: DataSpec) -> None:
         self.model = model
-        self.task = task
+        self.data = data
+        self.task = data.task
+
+    @classmethod
+    def needs(cls, options: ComponentConfig) -> Needs:
+        """What the strategy needs with these options (its validated config); default: a model with fused
+        outputs, either task kind, any data with one target per sample."""
+        return Needs()
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         """The task's supervised loss on (B, C) outputs."""

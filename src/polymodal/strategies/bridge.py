@@ -12,11 +12,11 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from polymodal.data.collate import move_to
-from polymodal.errors import ConfigError
-from polymodal.models.bridge import BridgeProjector, CMCRProjector
+from polymodal.data.spec import DataSpec
+from polymodal.models.bridge import CMCRProjector
 from polymodal.objectives import dense_alignment_loss, info_nce
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class BridgeConfig(ComponentConfig):
@@ -45,19 +45,20 @@ class BridgeStrategy(Strategy):
 
     Args:
         model: the projector.
-        task: unused (the bridge has no targets); kept for the strategy contract.
+        data: the description of the pseudo-pairs (no targets); kept for the strategy contract.
         intra_weight: weight of the intra-space InfoNCE terms.
         weights: Ex-MCR only: leaf modality -> base modality -> weight of that inter-space InfoNCE term (default 1).
     """
 
-    def __init__(self, model: nn.Module, task: str, intra_weight: float, weights: dict[str, dict[str, float]]) -> None:
-        if not isinstance(model, (BridgeProjector, CMCRProjector)):
-            raise ConfigError(
-                f"strategy.name: bridge trains an exmcr or cmcr projector (model.name), not a {type(model).__name__}"
-            )
-        if weights and isinstance(model, CMCRProjector):
-            raise ConfigError("strategy.weights: only for Ex-MCR's dense alignment (model.name: exmcr)")
-        super().__init__(model, task)
+    @classmethod
+    def needs(cls, options: BridgeConfig) -> Needs:
+        dense = {"dense_alignment": "strategy.weights"} if options.weights else {}
+        return Needs(model={"projector": "strategy.name", **dense})
+
+    def __init__(
+        self, model: nn.Module, data: DataSpec, intra_weight: float, weights: dict[str, dict[str, float]]
+    ) -> None:
+        super().__init__(model, data)
         self.intra_weight = intra_weight
         self.weights = {(leaf, base): w for leaf, row in weights.items() for base, w in row.items()}
 

@@ -10,11 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from polymodal.data.collate import move_to
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.eval.metrics import cross_modal_retrieval
 from polymodal.objectives import info_nce
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class ContrastiveConfig(ComponentConfig):
@@ -34,17 +35,17 @@ class ContrastiveStrategy(Strategy):
 
     Args:
         model: a ``MultimodalModel`` with contrastive projections (``model.options.projection_dim``).
-        task: the data's task (targets only define relevance in evaluation).
+        data: the data's description (targets only define relevance in evaluation).
         pairs: modality pairs to align (default: every pair of the model's modalities).
     """
 
-    def __init__(self, model: nn.Module, task: str, pairs: list[tuple[str, str]] | None) -> None:
-        if not getattr(model, "contrastive", False) or not hasattr(model, "scale"):
-            raise ConfigError(
-                "strategy.name: contrastive needs a model with contrastive projections "
-                "(set model.options.projection_dim)"
-            )
-        super().__init__(model, task)
+    @classmethod
+    def needs(cls, options: ContrastiveConfig) -> Needs:
+        inputs = {m: "strategy.pairs" for pair in options.pairs or () for m in pair}
+        return Needs(model={"projections": "strategy.name"}, inputs=inputs, min_modalities=2)
+
+    def __init__(self, model: nn.Module, data: DataSpec, pairs: list[tuple[str, str]] | None) -> None:
+        super().__init__(model, data)
         modalities = list(model.modalities)
         self.pairs = [tuple(p) for p in pairs] if pairs else list(combinations(modalities, 2))
         for pair in self.pairs:

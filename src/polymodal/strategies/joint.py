@@ -8,9 +8,9 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from polymodal.errors import ConfigError
+from polymodal.data.spec import DataSpec
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class JointConfig(ComponentConfig):
@@ -32,18 +32,18 @@ class JointStrategy(Strategy):
 
     Args:
         model: the assembled model; ``unimodal_weight`` needs one with ``encode`` and ``fuse`` (``multimodal``).
-        task: ``"classification"`` or ``"regression"``.
+        data: the data's description (``classification`` or ``regression``).
         modality_dropout: per-sample, per-modality probability of hiding a modality during training.
         unimodal_weight: weight of the mean per-modality loss (0: fused loss only).
     """
 
-    def __init__(self, model: nn.Module, task: str, modality_dropout: float, unimodal_weight: float) -> None:
-        super().__init__(model, task)
-        if unimodal_weight > 0 and not (hasattr(model, "encode") and hasattr(model, "fuse")):
-            raise ConfigError(
-                f"strategy.unimodal_weight: needs the multimodal architecture (encoders, fusion, head), "
-                f"not {type(model).__name__}"
-            )
+    @classmethod
+    def needs(cls, options: JointConfig) -> Needs:
+        fusion = {"fusion": "strategy.unimodal_weight"} if options.unimodal_weight > 0 else {}
+        return Needs(model={"outputs": "strategy.name", **fusion})
+
+    def __init__(self, model: nn.Module, data: DataSpec, modality_dropout: float, unimodal_weight: float) -> None:
+        super().__init__(model, data)
         self.modality_dropout = modality_dropout
         self.unimodal_weight = unimodal_weight
 

@@ -11,13 +11,13 @@ from torch import Tensor, nn
 from torch.utils.data import Subset
 
 from polymodal.data.collate import move_to
-from polymodal.data.multitask_digits import OUTPUT_LENGTH, TASKS, class_offsets
+from polymodal.data.spec import DataSpec
 from polymodal.data.task_sampling import TaskBatchSampler
 from polymodal.eval.multitask import expert_utilisation, plot_expert_utilisation, task_scores
 from polymodal.objectives import cross_entropy, masked_token_loss
 from polymodal.objectives.load_balancing import load_balancing_loss
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class MultitaskConfig(ComponentConfig):
@@ -42,19 +42,25 @@ class MultitaskStrategy(Strategy):
 
     Args:
         model: a ``MultiModel``.
-        task: the data's task kind (``classification``; outputs are per task here).
+        data: the data's description, with its task table (``data.tasks``): a sample's target is ``[task id,
+            output...]``, a global class index or the output bytes.
         importance_weight: ``w_importance`` of the balancing loss.
         load_weight: ``w_load`` of the balancing loss.
         sampling: ``mixed``, ``round_robin`` or ``proportional``.
     """
 
+    @classmethod
+    def needs(cls, options: MultitaskConfig) -> Needs:
+        return Needs(model={"task_body": "strategy.name"}, tasks=("classification",), task_table=True)
+
     def __init__(
-        self, model: nn.Module, task: str, importance_weight: float, load_weight: float, sampling: str
+        self, model: nn.Module, data: DataSpec, importance_weight: float, load_weight: float, sampling: str
     ) -> None:
-        super().__init__(model, task)
+        super().__init__(model, data)
         self.importance_weight, self.load_weight = importance_weight, load_weight
         self.sampling = sampling
-        self.offsets = class_offsets()
+        self.tasks = data.tasks
+        self.offsets = data.class_offsets()
 
     def batch_sampler(self, dataset: Any, batch_size: int, seed: int, rank: int, world_size: int) -> Any:
         if self.sampling == "mixed":
@@ -69,7 +75,7 @@ class MultitaskStrategy(Strategy):
         parts = []
         for task_id in tasks.unique().tolist():
             rows = (tasks == task_id).nonzero(as_tuple=True)[0]
-            modality = TASKS[task_id].modality
+            modality = self.tasks[task_id].modality
             lengths = batch["lengths"].get(modality)
             parts.append(
                 {
@@ -82,7 +88,7 @@ class MultitaskStrategy(Strategy):
         return parts
 
     def _output_loss(self, part: dict[str, Any]) -> Tensor:
-        spec = TASKS[part["task"]]
+        spec = self.tasks[part["task"]]
         task = part["target"][:, 0]
         output = part["target"][:, 1:]
         if spec.output == "class":
@@ -107,11 +113,11 @@ class MultitaskStrategy(Strategy):
     def step(self, part: dict[str, Any]) -> dict[str, Tensor]:
         task_loss = self._output_loss(part)
         balance = self.balance_loss()
-        return {"loss": task_loss + balance, f"{TASKS[part['task']].name}_loss": task_loss, "balance": balance}
+        return {"loss": task_loss + balance, f"{self.tasks[part['task']].name}_loss": task_loss, "balance": balance}
 
     @torch.no_grad()
     def _predict_part(self, part: dict[str, Any]) -> Tensor:
-        spec = TASKS[part["task"]]
+        spec = self.tasks[part["task"]]
         task = part["target"][:, 0]
         out = torch.zeros_like(part["target"])
         out[:, 0] = task
@@ -120,11 +126,12 @@ class MultitaskStrategy(Strategy):
             states = self.model(spec.modality, part["input"], part["lengths"], task)
             out[:, 1] = self.model.class_logits(states)[:, start : start + len(spec.classes)].argmax(-1) + start
         else:
-            out[:, 1:] = self.model.generate(spec.modality, part["input"], part["lengths"], task, OUTPUT_LENGTH)
+            length = part["target"].shape[1] - 1  # the targets' output width
+            out[:, 1:] = self.model.generate(spec.modality, part["input"], part["lengths"], task, length)
         return out
 
     def predict(self, batch: dict[str, Any]) -> Tensor:
-        """Packed predictions (B, 1 + OUTPUT_LENGTH) laid out like the targets: task id, then class or bytes."""
+        """Packed predictions (B, 1 + L) laid out like the targets: task id, then class or bytes."""
         out = torch.zeros_like(batch["target"])
         tasks = batch["target"][:, 0]
         for part in self.substeps(batch):
@@ -152,14 +159,14 @@ class MultitaskStrategy(Strategy):
             predictions.append(self.predict(batch).cpu())
             targets.append(batch["target"].cpu())
             for part in self.substeps(batch):
-                name = TASKS[part["task"]].name
+                name = self.tasks[part["task"]].name
                 for layer, routed in self._routing(part).items():
                     by_task = counts.setdefault(layer, {})
                     by_task[name] = by_task.get(name, 0) + routed
-        scores = task_scores(torch.cat(predictions), torch.cat(targets), TASKS)
+        scores = task_scores(torch.cat(predictions), torch.cat(targets), self.tasks)
         metrics = {f"{task}_{s['metric']}": s["value"] for task, s in scores.items()}
         metrics["score"] = sum(s["value"] for s in scores.values()) / max(1, len(scores))
-        order = [t.name for t in TASKS]
+        order = [t.name for t in self.tasks]
         counts = {layer: dict(sorted(c.items(), key=lambda kv: order.index(kv[0]))) for layer, c in counts.items()}
         utilisation = expert_utilisation(counts)
         if plots_dir is not None and utilisation:

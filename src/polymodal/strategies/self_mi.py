@@ -8,10 +8,10 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from polymodal.errors import ConfigError
+from polymodal.data.spec import DataSpec
 from polymodal.objectives import cpc_loss, l1_loss, relative_distance, smooth_labels, unimodal_labels
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 FUSED = "fused"
 
@@ -47,7 +47,7 @@ class SelfMIStrategy(Strategy):
     Args:
         model: a ``MultimodalModel``; ``ulgm`` needs its ``unimodal_heads`` (``model.unimodal_head``), ``cpc`` its
             ``predictors`` (``model.predictor``).
-        task: must be ``"regression"``.
+        data: the data's description (``regression``).
         ulgm: train per-modality heads on generated unimodal labels.
         cpc: add the CPC terms.
         unimodal_weight: weight of the unimodal losses.
@@ -57,10 +57,19 @@ class SelfMIStrategy(Strategy):
         label_start_epoch: first (0-based) epoch in which labels are regenerated.
     """
 
+    @classmethod
+    def needs(cls, options: SelfMIConfig) -> Needs:
+        model = {"fusion": "strategy.name"}
+        if options.ulgm:
+            model["unimodal_heads"] = "strategy.ulgm"
+        if options.cpc:
+            model["predictors"] = "strategy.cpc"
+        return Needs(model=model, tasks=("regression",))
+
     def __init__(
         self,
         model: nn.Module,
-        task: str,
+        data: DataSpec,
         ulgm: bool,
         cpc: bool,
         unimodal_weight: float,
@@ -69,12 +78,7 @@ class SelfMIStrategy(Strategy):
         label_bound: float,
         label_start_epoch: int,
     ) -> None:
-        super().__init__(model, task)
-        if task != "regression":
-            raise ConfigError(f"strategy self_mi: needs data.task: regression, got {task}")
-        for needed, part, key in ((ulgm, "unimodal_heads", "unimodal_head"), (cpc, "predictors", "predictor")):
-            if needed and set(getattr(model, part, {})) != set(model.modalities):
-                raise ConfigError(f"strategy self_mi: {part.split('_')[0]} part needs model.{key} (a head spec)")
+        super().__init__(model, data)
         self.ulgm, self.cpc = ulgm, cpc
         self.unimodal_weight, self.cpc_weight = unimodal_weight, cpc_weight
         self.centre_momentum, self.label_bound, self.label_start_epoch = centre_momentum, label_bound, label_start_epoch

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from polymodal.errors import ConfigError
+from polymodal.data.spec import DataSpec
 from polymodal.models.stream import patchify
 from polymodal.objectives import (
     cross_entropy,
@@ -18,7 +18,7 @@ from polymodal.objectives import (
     masked_token_loss,
 )
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 DataKind = Literal["image", "text", "pair"]
 ObjectiveName = Literal["mpm", "mlm", "itc", "itm"]
@@ -105,8 +105,9 @@ class StagedStrategy(Strategy):
 
     Args:
         model: a ``MoMoModel`` (shared single stream or the dual-stream baseline).
-        task: must be ``"classification"`` (the probes classify the target).
-        stages: the schedule; the last stage continues if training runs past the sum of their epochs.
+        data: the data's description: image and text inputs, ``classification`` (the probes classify the target).
+        stages: the schedule; ``trainer.epochs`` must cover the sum of their epochs, and the last stage continues
+            if training runs past it.
         updates: ``"simultaneous"`` (one update per batch) or ``"alternating"`` (one per data kind).
         patch_mask_ratio: fraction of image patches hidden for ``mpm``.
         token_mask_ratio: probability of hiding each text token for ``mlm``.
@@ -116,10 +117,19 @@ class StagedStrategy(Strategy):
             settles (it is chance, 50 %, on the balanced matching evaluation).
     """
 
+    representation: ClassVar[bool] = True
+
+    @classmethod
+    def needs(cls, options: StagedConfig) -> Needs:
+        lengths = [s.epochs for s in options.stages]
+        epochs = (sum(lengths), "strategy.stages", " + ".join(map(str, lengths)))
+        inputs = {"image": "strategy.name", "text": "strategy.name"}
+        return Needs(model={"stream": "strategy.name"}, tasks=("classification",), inputs=inputs, epochs=epochs)
+
     def __init__(
         self,
         model: nn.Module,
-        task: str,
+        data: DataSpec,
         stages: list[dict[str, Any]],
         updates: str,
         patch_mask_ratio: float,
@@ -127,11 +137,7 @@ class StagedStrategy(Strategy):
         label_aware_negatives: bool,
         balanced_matching: bool = True,
     ) -> None:
-        super().__init__(model, task)
-        if task != "classification":
-            raise ConfigError("strategy.name: staged needs a classification task (its probes classify the target)")
-        if not hasattr(model, "reconstruct_patches"):
-            raise ConfigError("strategy.name: staged needs model.name: momo")
+        super().__init__(model, data)
         self.stages = stages
         self.updates = updates
         self.patch_mask_ratio = patch_mask_ratio

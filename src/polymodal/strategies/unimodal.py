@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from polymodal.data.vocab import MODALITIES
+from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.registry import ComponentConfig
-from polymodal.strategies.base import STRATEGIES, Strategy
+from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
 
 class UnimodalConfig(ComponentConfig):
@@ -23,13 +23,17 @@ class UnimodalStrategy(Strategy):
 
     Args:
         model: the assembled model; it must have an encoder for ``modality``.
-        task: ``"classification"`` or ``"regression"``.
+        data: the data's description (``classification`` or ``regression``).
         modality: the one modality used.
     """
 
-    def __init__(self, model: nn.Module, task: str, modality: str) -> None:
-        super().__init__(model, task)
-        if modality not in MODALITIES or modality not in getattr(model, "modalities", MODALITIES):
+    @classmethod
+    def needs(cls, options: UnimodalConfig) -> Needs:
+        return Needs(inputs={options.modality: "strategy.modality"})
+
+    def __init__(self, model: nn.Module, data: DataSpec, modality: str) -> None:
+        super().__init__(model, data)
+        if modality not in model.modalities:
             raise ConfigError(f"strategy.modality: the model has no encoder for {modality!r}")
         self.modality = modality
 
