@@ -7,7 +7,8 @@ The Python API (see ``polymodal.api`` and ``docs/``):
 - ``polymodal.Splits(train, val, test, class_names)`` passes the user's own torch Datasets of polymodal samples.
 - ``polymodal.load_config(recipe, overrides)`` is the validated config of a recipe, with every default.
 - ``polymodal.predict(run_dir, data)`` and ``polymodal.write_predictions(rows, out)``: predictions as rows and CSV.
-- Custom components register in ``ENCODERS``, ``FUSIONS``, ``HEADS``, ``ARCHITECTURES``, ``STRATEGIES`` and
+- Custom components register in ``ENCODERS``, ``FUSIONS``, ``HEADS``, ``ARCHITECTURES``, ``STRATEGIES`` (a
+  ``Strategy`` declares its ``Needs``) and
   ``DATASETS`` with a ``ComponentConfig`` of their options (``@polymodal.ENCODERS.register("name", Config)``).
 
 Everything is imported on first use, so ``import polymodal`` stays light.
@@ -34,6 +35,7 @@ _LAZY = {
     "ARCHITECTURES": "polymodal.models",
     "STRATEGIES": "polymodal.strategies",
     "Strategy": "polymodal.strategies",
+    "Needs": "polymodal.strategies",
     "DATASETS": "polymodal.data.sources",
     "DataBundle": "polymodal.data.sources",
     "ComponentConfig": "polymodal.registry",

@@ -272,9 +272,11 @@ def _check_dataset(data: DataConfig) -> None:
     from polymodal.data.sources import DATASETS, dataset_only_settings  # imports torch
 
     try:
-        reads = DATASETS.get(data.name)[1].reads
+        reads = getattr(DATASETS.get(data.name)[1], "reads", None)
     except ConfigError as err:
         raise ConfigError(f"data.name: {err}") from None
+    if reads is None:  # registered without declaring what it reads (a user's dataset): nothing to check
+        return
     for key, readers in dataset_only_settings().items():
         if key not in reads and getattr(data, key) != DataConfig.model_fields[key].default:
             raise ConfigError(f"data.{key}: not read by data.name={data.name} (only by {', '.join(readers)})")

@@ -42,7 +42,8 @@ DATASETS = Registry("dataset")
 class DatasetOptions(ComponentConfig):
     """A dataset's entry in ``DATASETS``: ``reads`` names the settings of ``data`` that only some datasets use and
     this one does (``root``, ``fold``, ...). A setting that no dataset lists is read by all; one that the chosen
-    dataset does not list is refused when the config is validated, instead of being ignored."""
+    dataset does not list is refused when the config is validated, instead of being ignored. A dataset registered
+    with another options class (a user's) is not checked."""
 
     reads: ClassVar[frozenset[str]] = frozenset()
 
@@ -56,7 +57,7 @@ def dataset_only_settings() -> dict[str, list[str]]:
     """Each dataset-only setting of ``data`` -> the datasets that read it."""
     readers: dict[str, list[str]] = {}
     for name in DATASETS.names():
-        for key in DATASETS.get(name)[1].reads:  # type: ignore[attr-defined]
+        for key in getattr(DATASETS.get(name)[1], "reads", ()):
             readers.setdefault(key, []).append(name)
     return readers
 
@@ -411,7 +412,7 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
     return DataBundle(train, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)
 
 
-@DATASETS.register("memory", ComponentConfig)
+@DATASETS.register("memory", DatasetOptions)
 def build_memory(data: Any, seed: int, progress: bool) -> DataBundle:
     """Splits passed from Python (``polymodal.train(..., data=Splits(...))``); they cannot be read again by name."""
     raise ConfigError(
