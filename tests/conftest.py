@@ -42,6 +42,14 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _decode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The decode cache of CSV manifests in a temporary folder, also for subprocesses: never the user's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYMODAL_CACHE", str(tmp_path_factory.mktemp("decode-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)
