@@ -43,8 +43,9 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Cached features of frozen encoders go to a temporary folder, never the user's cache (subprocesses too)."""
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user cache folder (decoded manifests, cached features of frozen encoders) is a temporary one, also for
+    subprocesses: never the user's own."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POLYMODAL_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield

@@ -279,10 +279,13 @@ def test_resume_from_the_run_directory_alone(capsys, finished_run, monkeypatch):
     # Stage lines (the fitted inputs and the warning that 18 rows make one batch are said too).
     lines = [line for line in captured.err.splitlines() if not line.startswith(("polymodal: warning", "inputs:", "  "))]
     assert lines[0].startswith("reading data: manifest (train.csv, test.csv)")
-    assert lines[1].startswith("data: 18 train, 2 val, 10 test samples (text) in ")
-    assert lines[2].startswith("resuming from ckpt-") and lines[3].startswith("training: 1 epochs of ")
-    assert lines[4].startswith("evaluating the selected weights (epoch 1, step ")  # the epoch was already done
-    assert len(lines) == 5
+    # Decoded when the run started: read back from the decode cache.
+    assert lines[1].startswith("train.csv: 20 rows read from the decode cache (")
+    assert lines[2].startswith("test.csv: 10 rows read from the decode cache (")
+    assert lines[3].startswith("data: 18 train, 2 val, 10 test samples (text) in ")
+    assert lines[4].startswith("resuming from ckpt-") and lines[5].startswith("training: 1 epochs of ")
+    assert lines[6].startswith("evaluating the selected weights (epoch 1, step ")  # the epoch was already done
+    assert len(lines) == 7
 
 
 def test_a_torch_free_command_line(tmp_path):

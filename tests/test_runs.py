@@ -20,6 +20,7 @@ import polymodal.runs
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.avdigits import AVDigits
+from polymodal.data.manifest import ManifestDataset
 from polymodal.errors import TrainingError
 from polymodal.recipes import bundled_recipes, recipe_summary
 
@@ -113,6 +114,22 @@ def test_eval_on_a_new_manifest(user_run: Path, tmp_path: Path, capsys, monkeypa
     metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
     assert val["val"]["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
     assert "test" not in val and "metrics" not in val
+
+
+def test_eval_decodes_only_the_split_it_scores(user_run: Path, capsys, monkeypatch):
+    decoded = []
+
+    def recorded(path: Path, **options: object) -> ManifestDataset:
+        decoded.append(Path(path).name)
+        return ManifestDataset(path, **options)
+
+    monkeypatch.setattr(polymodal.data.sources, "ManifestDataset", recorded)
+    monkeypatch.setenv("POLYMODAL_CACHE", "off")
+    assert main(["eval", str(user_run), "--json"]) == 0
+    assert decoded == ["test.csv"]
+    result = json.loads(capsys.readouterr().out)
+    metrics = json.loads((user_run / "metrics.json").read_text(encoding="utf-8"))
+    assert result["test"] == pytest.approx(metrics["test"]) and result["missing"] == metrics["missing"]
 
 
 def test_eval_prints_a_summary_with_the_confusion_matrix(user_run: Path, capsys):
@@ -261,6 +278,20 @@ def test_avdigits_joint_smoke(tmp_path: Path, monkeypatch):
     assert set(metrics["test"]) == {"accuracy", "macro_f1"}
     assert metrics["noise"]["levels"] == [0.0, 1.0]
     assert json.loads((run / "run.json").read_text(encoding="utf-8"))["columns"] is None
+    timing = metrics["timing"]
+    phases = ["data", "setup", "train", "validation", "final_report", "diagnosis", "plots"]
+    assert set(timing) == {*phases, "total"} and all(v >= 0 for v in timing.values())
+    assert sum(timing[p] for p in phases) == pytest.approx(timing["total"], abs=0.01)
+    assert timing["train"] + timing["validation"] >= metrics["train_seconds"]
+
+
+def test_phase_clock_keeps_timed_calls_out_of_the_enclosing_lap():
+    now = iter([0.0, 2.0, 3.5, 7.0, 10.0]).__next__  # start, call start, call end, lap, lap
+    clock = polymodal.runs.PhaseClock(now)
+    assert clock.timed("validation", lambda x: x + 1)(1) == 2
+    clock.lap("train")
+    clock.lap("plots")
+    assert clock.report() == {"validation": 1.5, "train": 5.5, "plots": 3.0, "total": 10.0}
 
 
 @pytest.mark.parametrize("name", sorted(bundled_recipes()))

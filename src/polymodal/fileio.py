@@ -53,6 +53,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def user_cache_folder(part: str) -> Path | None:
+    """A part of the user's cache folder (decoded manifests, cached features): ``$POLYMODAL_CACHE/<part>``, else
+    ``$XDG_CACHE_HOME/polymodal/<part>``, else ``~/.cache/polymodal/<part>``; None when ``POLYMODAL_CACHE=off``."""
+    chosen = os.environ.get("POLYMODAL_CACHE")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen).expanduser() / part
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base).expanduser() if base else Path.home() / ".cache") / "polymodal" / part
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

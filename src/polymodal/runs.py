@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,14 @@ from polymodal.data.collate import Collate, move_to
 from polymodal.data.feature_cache import prepare_feature_cache
 from polymodal.data.fitting import describe_preprocessing
 from polymodal.data.memory import run_samples
-from polymodal.data.sources import DataBundle, build_data, check_same_shapes, fit_data_settings, manifest_split
+from polymodal.data.sources import (
+    DataBundle,
+    build_data,
+    build_split,
+    check_same_shapes,
+    fit_data_settings,
+    manifest_split,
+)
 from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError, DataError
@@ -168,6 +175,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
     """
     out = Path(out)
     absolute_paths(config)
+    clock = PhaseClock()
     device = resolve_device(config.trainer.device)
     with distributed_session(device) as world:
         # Before the resume check: a resumed run fits the same settings from the same files; reused encoders
@@ -185,6 +193,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
         seed_everything(config.trainer.seed, config.trainer.deterministic)
         bundle = read_data(config, config.trainer.progress and world.is_main) if data is None else data
         bundle.preprocessing = fitted or None
+        clock.lap("data")
         if config.data.batch_size > len(bundle.train) and world.is_main:
             say(
                 f"polymodal: warning: data.batch_size={config.data.batch_size} is more than the {len(bundle.train)} "
@@ -201,7 +210,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
         try:
-            return _fit_and_report(config, out, bundle, strategy, world.device(device), resume, world)
+            return _fit_and_report(config, out, bundle, strategy, world.device(device), resume, world, clock)
         except BaseException:
             # A run that failed before its first checkpoint has nothing to resume: leave no half-written directory.
             if world.is_main and created and not CheckpointManager(out / "checkpoints").step_checkpoints():
@@ -260,8 +269,58 @@ def git_commit(folder: Path) -> str | None:
     return head.stdout.strip()
 
 
+class PhaseClock:
+    """Wall-clock seconds of a run's phases, for ``metrics.json``'s ``timing``.
+
+    ``lap(name)`` adds the time since the previous lap to ``name``, less the time spent meanwhile in callbacks
+    wrapped by ``timed``, which count under their own name.
+
+    Args:
+        now: the clock read, in seconds.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self.now = now
+        self.started = self.last = now()
+        self.nested = 0.0
+        self.seconds: dict[str, float] = {}
+
+    def _add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def lap(self, name: str) -> None:
+        now = self.now()
+        self._add(name, now - self.last - self.nested)
+        self.last, self.nested = now, 0.0
+
+    def timed(self, name: str, function: Any) -> Any:
+        """``function`` with the time of each call added to ``name``."""
+
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            started = self.now()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds = self.now() - started
+                self._add(name, seconds)
+                self.nested += seconds
+
+        return timed_call
+
+    def report(self) -> dict[str, float]:
+        """Seconds per phase and ``total``, from the start to the last lap."""
+        return {**{k: round(v, 3) for k, v in self.seconds.items()}, "total": round(self.last - self.started, 3)}
+
+
 def _fit_and_report(
-    config: RunConfig, out: Path, bundle: DataBundle, strategy: Any, device: torch.device, resume: bool, world: World
+    config: RunConfig,
+    out: Path,
+    bundle: DataBundle,
+    strategy: Any,
+    device: torch.device,
+    resume: bool,
+    world: World,
+    clock: PhaseClock,
 ) -> dict[str, Any]:
     if world.is_main:
         atomic_write_text(out / "config.yaml", dump_config(config))
@@ -297,12 +356,14 @@ def _fit_and_report(
         out,
         collate,
         config.data.batch_size,
-        validate,
+        clock.timed("validation", validate),
         config.data.num_workers,
         world,
     )
+    clock.lap("setup")
     with cache.precomputed(strategy.model) if cache is not None else nullcontext():
         summary = trainer.fit(train_set, resume=resume)
+    clock.lap("train")
     if not world.is_main:
         return world.broadcast(None)  # rank 0 tests the selected weights on the whole test split
     selected = trainer.load_best()
@@ -334,21 +395,25 @@ def _fit_and_report(
             run_name=out.name,
             show_progress=show,
         )
+    clock.lap("final_report")
     if own_val is None and len(bundle.modalities) > 1:
         remedy = laziness_remedy(config.strategy, config.trainer)
         report["diagnosis"] = laziness_report(bundle.train, bundle.test, report["per_modality"], bundle.task, remedy)
+        clock.lap("diagnosis")
     if config.eval.representation:
         say("representation: linear probes on frozen features, retrieval and matching on test", show)
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(
             strategy.embed, strategy.match, train_loader, test_loader, device
         )
+        clock.lap("representation")
     rows = wide_rows(out / "log.csv")
     chance = 1 / bundle.out_dim if bundle.task == "classification" else None
     plot_training_curves(rows, plots / "training_curves.png", run_name=out.name, selected_epoch=selected["epoch"])
     plot_modality_accuracy(
         rows, plots / "modality_accuracy.png", run_name=out.name, selected_epoch=selected["epoch"], chance=chance
     )
+    clock.lap("plots")
     metrics = {
         "task": bundle.task,
         "strategy": config.strategy["name"],
@@ -356,6 +421,7 @@ def _fit_and_report(
         "params": sum(p.numel() for p in strategy.model.parameters()),
         "train_seconds": round(summary["train_seconds"], 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
+        "timing": clock.report(),
         "steps": summary["steps"],
         "epochs": summary["epochs"],
         "train_examples": len(bundle.train),
@@ -440,9 +506,14 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Da
         dataset, absent = run_samples(data, info, labeled=True)
         modalities = [m for m in modalities if m not in absent]
         name, key, bundle = "data", "test", None
-    else:
+    elif config.eval.representation:  # as in metrics.json: the probes fit on the train split
         bundle = read_data(config, show)
         dataset = bundle.test if split == "test" else bundle.val
+        name = key = split
+    else:
+        bundle = None
+        say(f"reading data: the {split} split of {config.data.name}", show)
+        dataset = build_split(config.data, config.trainer.seed, split, info, show)
         name = key = split
     shapes = {m: tuple(s) for m, s in info["shapes"].items()}
     collate = Collate(shapes, {m: getattr(torch, d) for m, d in info["dtypes"].items()})
@@ -465,7 +536,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Da
         None,
         show,
     )
-    if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
+    if bundle is not None:
         train_loader = _loader(bundle.train, bundle, config)
         report["representation"] = representation_report(strategy.embed, strategy.match, train_loader, loader, device)
     if absent:

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from polymodal.config import TrainerConfig
-from polymodal.eval.diagnosis import chance_score, diagnose, laziness_remedy, nearest_neighbour_scores
+from polymodal.eval.diagnosis import (
+    MAX_REFERENCE_DIM,
+    _vector,
+    chance_score,
+    diagnose,
+    laziness_remedy,
+    nearest_neighbour_scores,
+)
 
 
 def _samples(vectors: list[list[float]], tokens: list[list[int]], targets: list[float]) -> list[dict]:
@@ -29,6 +36,15 @@ def test_nearest_neighbour_by_cosine_after_centring():
     assert scores["text"] == pytest.approx(2 / 3)
     regression = nearest_neighbour_scores(train, test, ["image"], "regression")
     assert regression["image"] == pytest.approx(1 / 3)  # the neighbours' targets 0, 1, 1 against 0, 1, 0
+
+
+def test_large_images_are_pooled_for_the_reference():
+    spectrogram = torch.arange(112.0).repeat(112, 1)[None]  # (1, 112, 112): each column holds its own index
+    pooled = _vector(spectrogram, "audio")
+    assert pooled.numel() == 38 * 38 <= MAX_REFERENCE_DIM  # a factor of 3, the smallest that fits
+    assert pooled.reshape(38, 38)[0, :2].tolist() == [1.0, 3.5]  # adaptive windows: columns 0-2, then 2-5
+    small = torch.rand(1, 32, 64)  # exactly MAX_REFERENCE_DIM values: kept as they are
+    torch.testing.assert_close(_vector(small, "audio"), small.flatten())
 
 
 def test_chance_is_the_majority_class_or_the_mean():

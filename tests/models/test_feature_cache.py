@@ -73,12 +73,14 @@ def prepare(config: Any, bundle: Any, model: nn.Module) -> tuple[Any, int]:
 def test_cache_folder_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_folder() == tmp_path / "mine"
+    assert cache_folder() == tmp_path / "mine" / "features"
     monkeypatch.delenv("POLYMODAL_CACHE")
-    assert cache_folder() == tmp_path / "xdg" / "polymodal"
+    assert cache_folder() == tmp_path / "xdg" / "polymodal" / "features"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_folder() == tmp_path / "home" / ".cache" / "polymodal"
+    assert cache_folder() == tmp_path / "home" / ".cache" / "polymodal" / "features"
+    monkeypatch.setenv("POLYMODAL_CACHE", "off")
+    assert cache_folder() is None
 
 
 def test_frozen_encoders(vit_dir: Path) -> None:
@@ -132,7 +134,7 @@ def test_other_processes_use_only_what_the_main_one_wrote(vit_recipe: Path, cach
     found = prepare_feature_cache(
         config, bundle, model, torch.device("cpu"), main=False, barrier=lambda: waited.append(1)
     )
-    assert found is None and waited == [1] and not (cache_folder() / "features").exists()
+    assert found is None and waited == [1] and not cache_folder().exists()
 
 
 def test_changed_weights_or_data_are_computed_again(vit_recipe: Path, cache: Path) -> None:

@@ -26,8 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.io import wavfile
-from scipy.signal import spectrogram
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -78,6 +76,8 @@ def degrade_images(images: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> n
 
 def log_spectrogram(wave: np.ndarray) -> np.ndarray:
     """(CLIP_SAMPLES,) float waveform in [-1, 1] -> (112, 112) uint8 quantised log-power spectrogram."""
+    from scipy.signal import spectrogram  # imported when needed: a built AV-MNIST is read without scipy.signal
+
     _, _, power = spectrogram(wave, fs=SAMPLE_RATE, nperseg=NPERSEG, noverlap=NOVERLAP)
     db = 10.0 * np.log10(power + 1e-20)
     lo, hi = AUDIO_DB_RANGE
@@ -106,6 +106,8 @@ def _read_recordings(fsdd: Path) -> tuple[list[str], list[np.ndarray]]:
     files = sorted(p for p in folder.glob("*.wav") if _NAME.match(p.name))
     if not files:
         raise DataError(f"{fsdd}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) found")
+    from scipy.io import wavfile
+
     waves = []
     for path in files:
         try:

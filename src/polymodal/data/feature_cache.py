@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -37,22 +36,19 @@ from polymodal import __version__
 from polymodal.data.collate import move_to
 from polymodal.data.vocab import adapter_kind, modality_kind
 from polymodal.errors import DataError
-from polymodal.fileio import atomic_path, atomic_write_text, read_json_object, sha256_file
+from polymodal.fileio import atomic_path, atomic_write_text, read_json_object, sha256_file, user_cache_folder
 from polymodal.progress import duration, progress, say
 
 FORMAT = "polymodal-features"
 VERSION = 1
-CACHE_ENV = "POLYMODAL_CACHE"
 SPLITS = ("train", "val")  # the splits every epoch reads; test is scored once, from raw inputs (noise included)
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-def cache_folder() -> Path:
-    """The user cache folder: ``$POLYMODAL_CACHE``, else ``$XDG_CACHE_HOME/polymodal``, else ``~/.cache/polymodal``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base).expanduser() if base else Path.home() / ".cache") / "polymodal"
+def cache_folder() -> Path | None:
+    """The feature cache's folder (see :func:`polymodal.fileio.user_cache_folder`), None when
+    ``POLYMODAL_CACHE=off``."""
+    return user_cache_folder("features")
 
 
 def is_frozen(encoder: nn.Module) -> bool:
@@ -338,7 +334,9 @@ def prepare_feature_cache(
     if not inputs:
         return None
     show = config.trainer.progress and main
-    folder = cache_folder() / "features"
+    folder = cache_folder()
+    if folder is None:
+        return None
     say(
         f"feature cache: {folder} (frozen encoders of {', '.join(inputs)}; trainer.feature_cache=off turns it off)",
         show,

@@ -23,19 +23,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polymodal.data.decode_cache import DecodeCache
 from polymodal.data.vocab import adapter_kind, check_modality, is_features, is_sequence, modality_kind
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import AudioAdapter, AudioConfig
 from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
 from polymodal.modalities.image import ImageAdapter, ImageConfig
 from polymodal.modalities.text import TextAdapter, TextConfig
-from polymodal.progress import progress
+from polymodal.progress import progress, say
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav",)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FEATURES_EXTENSIONS: tuple[str, ...] = (".npy",)
 TASKS: tuple[str, ...] = ("classification", "regression")
 
+# Each adapter kind's adapter and settings classes.
+ADAPTERS: dict[str, tuple[Any, Any]] = {
+    "image": (ImageAdapter, ImageConfig),
+    "audio": (AudioAdapter, AudioConfig),
+    "text": (TextAdapter, TextConfig),
+    "features": (FeaturesAdapter, FeaturesConfig),
+}
 # Columns never read as inputs unless declared.
 ID_COLUMN = "id"
 # Bad cells listed in one decoding error.
@@ -152,6 +160,12 @@ def read_manifest(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
+def _resolve(cell: str, folder: Path) -> Path:
+    """The file a cell names: ``~`` expanded, relative to the manifest's folder, resolved."""
+    file = Path(cell).expanduser()
+    return (file if file.is_absolute() else folder / file).resolve()
+
+
 class ManifestDataset(torch.utils.data.Dataset):
     """Samples listed in a CSV manifest, every file decoded at construction so bad files fail before training.
 
@@ -168,6 +182,10 @@ class ManifestDataset(torch.utils.data.Dataset):
         text: text adapter config (default ``TextConfig()``).
         features: features adapter config (default ``FeaturesConfig()``).
         show_progress: show a progress bar while decoding.
+        shapes: the training data's per-sample shapes, for a manifest scored or predicted with a trained run: a
+            declared column the file lacks, or leaves empty, is then an input missing for every sample.
+        labeled: whether the target column is needed.
+        cache: the decode cache's folder (:mod:`polymodal.data.decode_cache`); None decodes every time.
 
     Attributes:
         modalities: modality names, in column order.
@@ -194,6 +212,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         show_progress: bool = True,
         shapes: Mapping[str, tuple[int, ...]] | None = None,
         labeled: bool = True,
+        cache: Path | None = None,
     ) -> None:
         self.path = Path(path)
         source = str(path)
@@ -224,12 +243,11 @@ class ManifestDataset(torch.utils.data.Dataset):
             self.class_names = list(class_names or [])
             self.targets = torch.zeros(len(rows), dtype=torch.long if task == "classification" else torch.float32)
         self.num_classes = len(self.class_names)
-        adapters = self._build_adapters(image=image, audio=audio, text=text, features=features)
+        configs = {"image": image, "audio": audio, "text": text, "features": features}
+        self.ids = [row.get(ID_COLUMN, "") or str(number) for number, row in enumerate(rows, start=1)]
         # The raw cells (resolved file paths, or the text), for encoders with their own preprocessing (pretrained
         # spaces); "" where a cell is empty.
-        self.cells: dict[str, list[str]] = {m: [] for m in self.modalities}
-        self.ids = [row.get(ID_COLUMN, "") or str(number) for number, row in enumerate(rows, start=1)]
-        self._inputs = self._decode(rows, adapters, source, show_progress)
+        self._inputs, self.cells = self._decode_cached(rows, configs, source, show_progress, cache)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, torch.dtype] = {}
         for m in self.modalities:
@@ -318,35 +336,52 @@ class ManifestDataset(torch.utils.data.Dataset):
             labels.append(index[row[target]])
         return names, torch.tensor(labels, dtype=torch.long)
 
-    def _build_adapters(self, **configs: Any) -> dict[str, Any]:
-        classes = {
-            "image": (ImageAdapter, ImageConfig),
-            "audio": (AudioAdapter, AudioConfig),
-            "text": (TextAdapter, TextConfig),
-            "features": (FeaturesAdapter, FeaturesConfig),
-        }
-        adapters = {}
-        for m in self.modalities:
-            kind = adapter_kind(m)
-            adapter_cls, config_cls = classes[kind]
-            adapters[m] = adapter_cls(configs[kind] if configs[kind] is not None else config_cls())
-        return adapters
+    def _decode_cached(
+        self, rows: list[dict[str, str]], configs: dict[str, Any], source: str, show_progress: bool, cache: Path | None
+    ) -> tuple[dict[str, list[Tensor | None]], dict[str, list[str]]]:
+        """:meth:`_decode` through the decode cache in ``cache`` (when given): read back when the manifest, its
+        files and the settings are those of a cached decode, else decoded and stored."""
+        configs = {k: c if c is not None else ADAPTERS[k][1]() for k, c in configs.items()}
+        entry, key = None, None
+        if cache is not None:
+            kinds = {adapter_kind(m) for m in self.modalities}
+            settings = {k: configs[k].model_dump(mode="json") for k in kinds}
+            entry = DecodeCache(cache, self.path, self.columns, settings)
+            key = entry.key(self._files(rows))
+            stored = entry.load(key, len(rows)) if key is not None else None
+            if stored is not None:
+                say(f"{self.path.name}: {len(rows)} rows read from the decode cache ({entry.path})", show_progress)
+                return stored
+        inputs, cells = self._decode(rows, configs, source, show_progress)
+        if entry is not None and key is not None:
+            entry.save(key, inputs, cells)
+        return inputs, cells
+
+    def _files(self, rows: list[dict[str, str]]) -> list[Path | None]:
+        """The file each input cell names, row by row (None for text and empty cells), as decoding resolves it."""
+        files: list[Path | None] = []
+        for row in rows:
+            for m in self.modalities:
+                cell = row.get(self.columns[m], "")
+                files.append(_resolve(cell, self.path.parent) if cell and modality_kind(m) != "text" else None)
+        return files
 
     def _decode(
-        self, rows: list[dict[str, str]], adapters: dict[str, Any], source: str, show_progress: bool
-    ) -> dict[str, list[Tensor | None]]:
+        self, rows: list[dict[str, str]], configs: dict[str, Any], source: str, show_progress: bool
+    ) -> tuple[dict[str, list[Tensor | None]], dict[str, list[str]]]:
         """Decodes every cell of every input column, checking that feature dimensions agree across rows."""
-        folder = self.path.parent
+        adapters = {m: ADAPTERS[adapter_kind(m)][0](configs[adapter_kind(m)]) for m in self.modalities}
         inputs: dict[str, list[Tensor | None]] = {m: [] for m in self.modalities}
+        cells: dict[str, list[str]] = {m: [] for m in self.modalities}
         bar = progress(rows, desc=f"decoding {self.path.name}", unit="row", enabled=show_progress)
         try:
-            self._decode_rows(bar, adapters, source, folder, inputs)
+            self._decode_rows(bar, adapters, source, self.path.parent, inputs, cells)
         except BaseException:
             bar.leave = False  # erase the half-drawn bar so the error line stands alone
             raise
         finally:
             bar.close()
-        return inputs
+        return inputs, cells
 
     def _decode_rows(
         self,
@@ -355,8 +390,9 @@ class ManifestDataset(torch.utils.data.Dataset):
         source: str,
         folder: Path,
         inputs: dict[str, list[Tensor | None]],
+        cells: dict[str, list[str]],
     ) -> None:
-        """Appends each row's decoded cells (None for an empty cell) to ``inputs``.
+        """Appends each row's decoded cells (None for an empty cell) to ``inputs``, and its raw cells to ``cells``.
 
         Every row is tried, so one error lists every bad cell (the first ``MAX_REPORTED`` of them), not one per run.
         """
@@ -368,7 +404,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                 cell = row.get(column, "")
                 if not cell:
                     inputs[m].append(None)
-                    self.cells[m].append("")
+                    cells[m].append("")
                     continue
                 try:
                     value, resolved = self._decode_cell(cell, m, adapters[m], folder)
@@ -384,7 +420,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                     bad.append(f"row {number}, column {column!r}: {err}")
                     value, resolved = None, ""
                 inputs[m].append(value)
-                self.cells[m].append(resolved)
+                cells[m].append(resolved)
         if len(bad) == 1:
             raise DataError(f"{source}: {bad[0]}")
         if bad:
@@ -399,8 +435,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         """One non-empty cell -> (tensor, the resolved file path or the text itself)."""
         if modality_kind(modality) == "text":
             return adapter.from_text(cell), cell
-        file = Path(cell).expanduser()
-        file = (file if file.is_absolute() else folder / file).resolve()
+        file = _resolve(cell, folder)
         if not file.exists():
             raise DataError(f"file not found: {file}")
         if not file.is_file():

@@ -6,7 +6,7 @@ A source is registered in ``DATASETS`` under the name a recipe gives as ``data.n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, Subset
 from polymodal.data.avdigits import AVDigits
 from polymodal.data.avmnist import AVMNIST, embedded_avmnist_splits
 from polymodal.data.collate import Collate
+from polymodal.data.decode_cache import cache_folder
 from polymodal.data.digit_captions import Captioned, digit_caption_splits
 from polymodal.data.fitting import fit_manifest_settings
 from polymodal.data.manifest import ManifestDataset
@@ -136,14 +137,39 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
         bundle.train = Subset(bundle.train, part_indices(len(bundle.train), k, n))
     if data.max_train_samples:
         bundle.train = Subset(bundle.train, subset_indices(len(bundle.train), data.max_train_samples, seed))
-    if data.max_eval_samples:
-        # A fixed seed: every run of a comparison is scored on the same validation and test samples.
-        bundle.val = Subset(bundle.val, subset_indices(len(bundle.val), data.max_eval_samples, 0))
-        bundle.test = Subset(bundle.test, subset_indices(len(bundle.test), data.max_eval_samples, 0))
+    bundle.val, bundle.test = _eval_subset(bundle.val, data), _eval_subset(bundle.test, data)
     for m in bundle.modalities:
         if m not in bundle.shapes:
             raise ConfigError(f"data.modalities: the data has no {m!r} modality (it has: {', '.join(bundle.shapes)})")
     return bundle
+
+
+def build_split(data: Any, seed: int, split: str, info: Mapping[str, Any], progress: bool = True) -> Dataset:
+    """The ``val`` or ``test`` split of a trained run's data, as the run scored it, decoding only what it needs.
+
+    CSV manifests: that split's manifest alone (a validation split carved from train: the training manifest), with
+    the class names and columns of the run's ``run.json`` (``info``). Other sources read stored arrays and build
+    every split as :func:`build_data` does.
+    """
+    if data.name != "manifest" or data.captions:
+        return getattr(build_data(data, seed, progress), split)
+    class_names = info["class_names"]
+    by_column = {c: m for m, c in info["columns"].items()}
+    if split == "val" and not data.val:
+        train = manifest_split(data.train, data, class_names, by_column, progress)
+        dataset: Dataset = carve_validation(train, data, seed, "add rows or give data.val")[1]
+    else:
+        dataset = manifest_split(getattr(data, split), data, class_names, by_column, progress)
+        check_same_shapes(dataset, {m: tuple(s) for m, s in info["shapes"].items()}, data.train)
+    return _eval_subset(dataset, data)
+
+
+def _eval_subset(dataset: Dataset, data: Any) -> Dataset:
+    """``data.max_eval_samples`` of a validation or test split, drawn with a fixed seed: every run of a comparison is
+    scored on the same samples."""
+    if not data.max_eval_samples:
+        return dataset
+    return Subset(dataset, subset_indices(len(dataset), data.max_eval_samples, 0))
 
 
 def fit_data_settings(data: Any) -> dict[str, Any]:
@@ -221,10 +247,12 @@ def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
 def manifest_split(
     path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool, **options: Any
 ) -> ManifestDataset:
-    """One CSV manifest decoded with the run's adapter settings; ``options`` go to :class:`ManifestDataset`
-    (``shapes``, ``labeled``: a manifest for a trained run)."""
+    """One CSV manifest decoded with the run's adapter settings, through the decode cache (see
+    :mod:`polymodal.data.decode_cache`); ``options`` go to :class:`ManifestDataset` (``shapes``, ``labeled``: a
+    manifest for a trained run)."""
     return ManifestDataset(
         path,
+        cache=cache_folder(),
         target=data.target,
         modalities=modalities,
         task=data.task,

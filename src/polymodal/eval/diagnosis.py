@@ -3,12 +3,14 @@
 A fused model can score well while one easy modality does all the work; the others then score near chance alone,
 and the model fails as soon as that modality is missing. After training, each modality's score alone is compared
 with chance and with a cheap unimodal reference that needs no training: a 1-nearest-neighbour on the adapter's raw
-output (pixels, log-mel, a bag of bytes, mean features) from the training split to the scored split. A modality
-clearly below its reference is reported in one line with the override that addresses it.
+output (pixels, log-mel, a bag of bytes, mean features) from the training split to the scored split; images and
+spectrograms larger than ``MAX_REFERENCE_DIM`` values are average-pooled first. A modality clearly below its reference
+is reported in one line with the override that addresses it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +22,8 @@ from polymodal.data.vocab import is_sequence, modality_kind
 # Samples used for the 1-NN reference at most (train, scored split): it must stay cheap next to training.
 MAX_REFERENCE_TRAIN = 5000
 MAX_REFERENCE_EVAL = 2000
+# Values per sample at most in the 1-NN (AV-MNIST's 112 x 112 spectrograms would cost more than the training).
+MAX_REFERENCE_DIM = 2048
 # A modality alone this far (score units) below its reference, or this close to chance, contributes little.
 LAZY_MARGIN = 0.05
 
@@ -30,7 +34,19 @@ def _vector(value: Tensor, name: str) -> Tensor:
         return torch.bincount(value.long().flatten(), minlength=258)[2:].float()
     if is_sequence(name):
         return value.float().reshape(value.shape[0], -1).mean(0) if value.numel() else value.new_zeros(0)
-    return value.float().flatten()
+    return _pooled(value.float()).flatten()
+
+
+def _pooled(value: Tensor) -> Tensor:
+    """A (C, H, W) tensor of more than ``MAX_REFERENCE_DIM`` values average-pooled by the smallest integer factor
+    that leaves at most that many; anything else as it is."""
+    if value.ndim != 3 or value.numel() <= MAX_REFERENCE_DIM:
+        return value
+    channels, height, width = value.shape
+    factor = 2
+    while channels * math.ceil(height / factor) * math.ceil(width / factor) > MAX_REFERENCE_DIM:
+        factor += 1
+    return torch.nn.functional.adaptive_avg_pool2d(value, (math.ceil(height / factor), math.ceil(width / factor)))
 
 
 def _raw(dataset: Any, names: Sequence[str], limit: int) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:

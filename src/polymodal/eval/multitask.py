@@ -14,7 +14,7 @@ from torch import Tensor
 
 from polymodal.data.multitask_digits import TaskSpec
 from polymodal.eval.metrics import accuracy
-from polymodal.eval.plots import _save, plt
+from polymodal.eval.plots import _save, _subplots
 
 
 def exact_match(pred: Tensor, target: Tensor) -> float:
@@ -79,7 +79,7 @@ def plot_expert_utilisation(utilisation: Mapping[str, Mapping[str, Sequence[floa
         The path written.
     """
     layers = list(utilisation)
-    fig, axes = plt.subplots(1, max(1, len(layers)), figsize=(4.5 * max(1, len(layers)), 3.5), squeeze=False)
+    fig, axes = _subplots(1, max(1, len(layers)), figsize=(4.5 * max(1, len(layers)), 3.5), squeeze=False)
     for ax, layer in zip(axes[0], layers, strict=False):
         tasks = list(utilisation[layer])
         shares = np.array([utilisation[layer][t] for t in tasks], dtype=float)

@@ -4,8 +4,9 @@ Every figure follows the same conventions, so plots of one run (and of different
 colour everywhere (:func:`modality_color`), titles name the run and the split, the selected epoch is a dashed
 vertical line, epoch axes have integer ticks, and accuracy plots draw chance level (``1 / number of classes``).
 
-Uses matplotlib's non-interactive Agg backend so plotting works on headless machines; each figure is closed after
-saving, so long sweeps do not accumulate open figures.
+Figures are drawn through matplotlib's object interface (``Figure``, saved by the Agg renderer), not pyplot: no
+display is needed, no global figure state accumulates over long sweeps, and matplotlib is imported only when a first
+figure is drawn (a command that draws none does not pay for it).
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Columns that index the log rather than measure anything.
 _AXIS_COLUMNS = ("step", "epoch")
@@ -95,13 +95,24 @@ def _title(what: str, run_name: str | None, split: str | None) -> str:
     return f"{what}\n{where}" if where else what
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, **options: Any) -> Any:
+    """A new figure and its axes, as ``pyplot.subplots`` returns them, without pyplot's global state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **options)
+
+
+def _integer_ticks(axis: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
     return path
 
 
@@ -116,18 +127,18 @@ def _number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _unit_range(ax: plt.Axes, values: Sequence[float]) -> None:
+def _unit_range(ax: Axes, values: Sequence[float]) -> None:
     """Scores that all lie in [0, 1] get the whole [0, 1] range, so small differences are not blown up."""
     if values and all(0.0 <= v <= 1.0 for v in values):
         ax.set_ylim(0.0, 1.05)
 
 
-def _mark_selected(ax: plt.Axes, epoch: int | None) -> None:
+def _mark_selected(ax: Axes, epoch: int | None) -> None:
     if epoch is not None:
         ax.axvline(epoch, label=f"selected (epoch {epoch})", **_SELECTED_STYLE)
 
 
-def _mark_chance(ax: plt.Axes, chance: float | None) -> None:
+def _mark_chance(ax: Axes, chance: float | None) -> None:
     if chance is not None:
         ax.axhline(chance, label=f"chance ({chance:.3g})", **_CHANCE_STYLE)
 
@@ -210,7 +221,7 @@ def plot_training_curves(
     panels = {title: names for title, names in panels.items() if names}
     # Each panel is tall enough for its legend (one line per series plus the selected-epoch line) beside it.
     heights = [max(3.0, 0.25 * (len(names) + 1) + 0.8) for names in panels.values()]
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(panels), 1, figsize=(8, sum(heights)), sharex=True, squeeze=False, gridspec_kw={"height_ratios": heights}
     )
     for ax, (title, names) in zip(axes[:, 0], panels.items(), strict=True):
@@ -234,7 +245,7 @@ def plot_training_curves(
         anchor = (1.12 if twin is not None else 1.02, 1.0)  # clear of the twin's tick labels
         ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=anchor)
     axes[-1, 0].set_xlabel(x_name)
-    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(axes[-1, 0].xaxis)
     fig.suptitle(_title("training curves (train and validation splits)", run_name, None))
     return _save(fig, path)
 
@@ -258,7 +269,7 @@ def plot_confusion_matrix(
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
         raise ValueError(f"cm must be (C, C) with C = {len(class_names)} class names, got {cm.shape}")
     size = max(4.0, 0.5 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = _subplots(figsize=(size, size))
     image = ax.imshow(cm, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ticks = np.arange(len(class_names))
@@ -300,7 +311,7 @@ def plot_noise_curves(
     Returns:
         The path written.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for name, values in curves.items():
         if len(values) != len(levels):
             raise ValueError(f"curve {name!r} has {len(values)} points for {len(levels)} levels")
@@ -344,7 +355,7 @@ def plot_bars(
         The path written.
     """
     names, heights = list(values), [float(v) for v in values.values()]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.0 * len(names) + 2), 4))
+    fig, ax = _subplots(figsize=(max(4.0, 1.0 * len(names) + 2), 4))
     colors = [modality_color(n) or _OTHER_COLORS[1] for n in names]
     bars = ax.bar(names, heights, color=colors, edgecolor="white")
     for bar, name in zip(bars, names, strict=True):
@@ -388,7 +399,7 @@ def plot_modality_accuracy(
     names = [f"val_{score}"] + sorted({c for r in rows for c in r if c.startswith("val_") and c.endswith(suffix)})
     if len(names) == 1:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     ys_all = []
     for name in names:
         points = [(_number(r.get("epoch")), _number(r.get(name))) for r in rows]
@@ -401,7 +412,7 @@ def plot_modality_accuracy(
     _mark_chance(ax, chance)
     _unit_range(ax, ys_all)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(ax.xaxis)
     ax.set_ylabel(f"validation {score}")
     ax.set_title(_title("each modality alone per epoch (modality laziness)", run_name, "validation"))
     ax.grid(alpha=0.3)

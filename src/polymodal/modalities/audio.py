@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 from torch import Tensor
 
 from polymodal.errors import DataError
@@ -85,6 +83,8 @@ def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     """
     if orig_sr == new_sr:
         return np.asarray(wave, dtype=np.float32)
+    from scipy.signal import resample_poly  # imported when needed: scipy.signal takes most of a second to import
+
     divisor = gcd(int(orig_sr), int(new_sr))
     return resample_poly(wave, int(new_sr) // divisor, int(orig_sr) // divisor).astype(np.float32)
 
@@ -164,6 +164,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     _check_not_truncated(path)
+    from scipy.io import wavfile  # imported when needed, like resample_poly
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
