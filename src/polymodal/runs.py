@@ -261,7 +261,7 @@ def _fit_and_report(
         if own is not None:
             return own["metrics"]
         return validation_metrics(
-            strat.predict,
+            strat,
             val_loader,
             bundle.task,
             bundle.modalities,
@@ -304,7 +304,7 @@ def _fit_and_report(
     else:
         val = evaluate_split(strategy.predict, val_loader, bundle.task, device, "val" if show else None)
         report = full_report(
-            strategy.predict,
+            strategy,
             test_loader,
             bundle.task,
             bundle.modalities,
@@ -431,7 +431,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
     if own is not None:
         return {"data": name, "examples": len(dataset), key: own.pop("metrics"), **own}
     report = full_report(
-        strategy.predict,
+        strategy,
         loader,
         info["task"],
         modalities,
@@ -440,7 +440,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | None = No
         config.eval.seed,
         device,
         None,
-        show,
+        show_progress=show,
     )
     if config.eval.representation and bundle is not None:  # as in metrics.json; the probes fit on the train split
         train_loader = _loader(bundle.train, bundle, config)
