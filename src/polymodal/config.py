@@ -160,6 +160,8 @@ class TrainerConfig(Section):
     # event files in RUN/tensorboard (pip install 'polymodal[tensorboard]').
     log_to: list[Literal["csv", "tensorboard"]] = ["csv"]
     selection_metric: str = "accuracy"
+    # Validate (and select on) every n-th epoch only, and always the last: for long runs with a costly validation.
+    validate_every: int = Field(1, ge=1)
     deterministic: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True

@@ -339,7 +339,7 @@ def _fit_and_report(
         if own is not None:
             return own["metrics"]
         return validation_metrics(
-            strat.predict,
+            strat,
             epoch_val_loader,
             bundle.task,
             bundle.modalities,
@@ -383,7 +383,7 @@ def _fit_and_report(
     else:
         val = evaluate_split(strategy.predict, val_loader, bundle.task, device, "val" if show else None)
         report = full_report(
-            strategy.predict,
+            strategy,
             test_loader,
             bundle.task,
             bundle.modalities,
@@ -525,7 +525,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Da
     if own is not None:
         return {"data": name, "examples": len(dataset), key: own.pop("metrics"), **own}
     report = full_report(
-        strategy.predict,
+        strategy,
         loader,
         info["task"],
         modalities,
@@ -534,7 +534,7 @@ def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Da
         config.eval.seed,
         device,
         None,
-        show,
+        show_progress=show,
     )
     if bundle is not None:
         train_loader = _loader(bundle.train, bundle, config)

@@ -1,5 +1,7 @@
 """The evaluation report draws its plots with the run's name, the split and chance level."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -31,6 +33,9 @@ def predict(batch: dict) -> torch.Tensor:
     return torch.nn.functional.one_hot(batch["inputs"]["image"][:, 0].round().long().clamp(0, CLASSES - 1), CLASSES)
 
 
+PREDICTOR = SimpleNamespace(predict=predict, encode=lambda batch: None)  # scored one pass per subset
+
+
 @pytest.fixture
 def figures(monkeypatch):
     saved = {}
@@ -45,7 +50,7 @@ def figures(monkeypatch):
 
 
 def test_report_plots_name_run_split_and_chance(tmp_path, figures):
-    args = (predict, batches(), "classification", ["image", "audio"], None, [0.0, 1.0], 0, "cpu", tmp_path)
+    args = (PREDICTOR, batches(), "classification", ["image", "audio"], None, [0.0, 1.0], 0, "cpu", tmp_path)
     full_report(*args, run_name="my-run", split="validation")
     assert sorted(figures) == ["confusion_matrix.png", "missing.png", "noise.png", "per_modality.png"]
     for name, fig in figures.items():

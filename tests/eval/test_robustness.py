@@ -229,23 +229,33 @@ def test_each_pass_names_itself_in_its_progress(capsys, monkeypatch):
     assert capsys.readouterr().err == ""  # no progress unless asked
 
 
-def test_validation_metrics_add_the_robust_mean_of_fused_and_each_alone():
+@pytest.mark.parametrize("split", [False, True])
+def test_validation_metrics_add_the_robust_mean_of_fused_and_each_alone(split):
     from polymodal.eval.evaluate import validation_metrics
 
-    # A predictor that is right when "a" is present and always says class 0 otherwise.
-    def predict(batch):
-        right = torch.nn.functional.one_hot(batch["target"], 2).float()
-        wrong = torch.nn.functional.one_hot(torch.zeros_like(batch["target"]), 2).float()
-        return torch.where(batch["present"]["a"][:, None], right, wrong)
+    class RightWithA:
+        """Right when "a" (the target) is present and always class 0 otherwise; splits into features (the inputs)."""
+
+        def predict(self, batch):
+            return self.predict_features(batch["inputs"], batch["present"])
+
+        def encode(self, batch):
+            return dict(batch["inputs"]) if split else None
+
+        def predict_features(self, features, present):
+            label = features["a"][:, 0].long()
+            right = torch.nn.functional.one_hot(label, 2).float()
+            wrong = torch.nn.functional.one_hot(torch.zeros_like(label), 2).float()
+            return torch.where(present["a"][:, None], right, wrong)
 
     target = torch.tensor([0, 1, 1, 1])
     batch = {
-        "inputs": {"a": torch.zeros(4, 1), "b": torch.zeros(4, 1)},
+        "inputs": {"a": target[:, None].float(), "b": torch.zeros(4, 1)},
         "present": {"a": torch.ones(4, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)},
         "target": target,
     }
-    metrics = validation_metrics(predict, [batch], "classification", ["a", "b"], per_modality=True)
+    metrics = validation_metrics(RightWithA(), [batch], "classification", ["a", "b"], per_modality=True)
     assert metrics["a_alone_accuracy"] == 1.0 and metrics["b_alone_accuracy"] == 0.25
     assert metrics["robust_accuracy"] == pytest.approx((1.0 + 1.0 + 0.25) / 3)
-    fused_only = validation_metrics(predict, [batch], "classification", ["a", "b"], per_modality=False)
+    fused_only = validation_metrics(RightWithA(), [batch], "classification", ["a", "b"], per_modality=False)
     assert fused_only["robust_accuracy"] == fused_only["accuracy"] == 1.0

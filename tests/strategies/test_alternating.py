@@ -190,7 +190,8 @@ def test_predict_combines_logits_or_probabilities(toy_batch, combine):
     # averaging probabilities keeps the two disagreeing peaks (class 1 gets 0.259 < 0.37).
     strategy = _strategy(combine=combine)
     fixed = {"features": torch.tensor([3.0, 2.0, 0.0]), "image": torch.tensor([0.0, 2.0, 3.0])}
-    strategy._logits = lambda batch, m: fixed[m].expand(2, 3)
+    strategy.model.head = torch.nn.Identity()  # the features are the logits
+    strategy.encode = lambda batch: {m: fixed[m].expand(2, 3) for m in fixed}
     batch = toy_batch(2)
     out = strategy.predict(batch)
     if combine == "logits":

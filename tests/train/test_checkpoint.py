@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ToyDataset
+from toys import ToyDataset
 
 import polymodal.fileio as fileio
 from polymodal.train import checkpoint

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 from safetensors.torch import load_file, save_file
+from toys import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 
 from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate

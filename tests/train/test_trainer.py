@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ToyDataset
 from pydantic import ValidationError
+from toys import ToyDataset
 
 from polymodal.config import OptimizerConfig, SchedulerConfig, TrainerConfig
 from polymodal.errors import ConfigError, TrainingError

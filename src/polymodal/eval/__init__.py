@@ -2,10 +2,12 @@
 
 What belongs here: functions that turn model outputs, targets, similarity matrices and training logs into numbers and
 figures, and probes that transform collated batches (drop, isolate or corrupt a modality) before calling a
-``predict(batch)`` callable. Everything here works on tensors, arrays and batches, never on a model class.
+``predict(batch)`` callable, or score those subsets from one encoder pass of a ``Predictor`` (``SubsetScorer``).
+Everything here works on tensors, arrays and batches, never on a model class.
 
 What does not: models, losses and training steps. ``eval/`` never imports ``polymodal.models``, ``polymodal.train``
-or ``polymodal.strategies``; the caller wraps its model in a ``predict`` function instead. Loss functions used for
+or ``polymodal.strategies``; the caller wraps its model in a ``predict`` function or a ``Predictor`` (a strategy is
+one) instead. Loss functions used for
 training live in ``objectives/``, even when they resemble a metric.
 """
 
@@ -32,6 +34,8 @@ from polymodal.eval.plots import (
     plot_training_curves,
 )
 from polymodal.eval.robustness import (
+    Predictor,
+    SubsetScorer,
     add_noise,
     collect,
     drop_modalities,
@@ -42,6 +46,8 @@ from polymodal.eval.robustness import (
 )
 
 __all__ = [
+    "Predictor",
+    "SubsetScorer",
     "accuracy",
     "add_noise",
     "binary_accuracy",

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from polymodal.eval.metrics import accuracy, classification_metrics, confusion_matrix, mae, regression_metrics
 from polymodal.eval.plots import plot_bars, plot_confusion_matrix, plot_noise_curves
-from polymodal.eval.robustness import collect, missing_modality_scores, noise_curves, single_modality_scores
+from polymodal.eval.robustness import Predictor, SubsetScorer, collect
 
 Predict = Callable[[dict[str, Any]], Tensor]
 
@@ -39,7 +39,7 @@ def evaluate_split(
 
 
 def validation_metrics(
-    predict: Predict,
+    predictor: Predictor,
     loader: Any,
     task: str,
     modalities: Sequence[str],
@@ -53,20 +53,21 @@ def validation_metrics(
     stays near chance alone while the fused score climbs. Always with them comes ``robust_<score>``, the mean of
     the fused score and every modality's score alone (the fused score when those are not computed): a selection
     metric (``trainer.selection_metric: robust_accuracy``) that does not stop at the first epoch where one easy
-    modality already makes the fused score perfect. ``show_progress`` shows each pass's progress.
+    modality already makes the fused score perfect. The scores alone come from the fused pass's features when the
+    predictor splits into them (see :class:`SubsetScorer`); ``show_progress`` shows each pass's progress.
     """
-    metrics = evaluate_split(predict, loader, task, device, "validation" if show_progress else None)
+    subsets = per_modality and len(modalities) > 1
+    scorer = SubsetScorer(predictor, loader, device, "validation" if show_progress else None, subsets)
+    metrics = task_metrics(scorer.outputs, scorer.targets, task)
     name, score = task_score(task)
-    single = {}
-    if per_modality and len(modalities) > 1:
-        single = single_modality_scores(predict, loader, modalities, score, device, show_progress)
-        metrics.update({f"{m}_alone_{name}": v for m, v in single.items()})
+    single = scorer.alone(modalities, score) if subsets else {}
+    metrics.update({f"{m}_alone_{name}": v for m, v in single.items()})
     metrics[f"robust_{name}"] = (metrics[name] + sum(single.values())) / (1 + len(single))
     return metrics
 
 
 def full_report(
-    predict: Predict,
+    predictor: Predictor,
     loader: Any,
     task: str,
     modalities: Sequence[str],
@@ -81,26 +82,29 @@ def full_report(
 ) -> dict[str, Any]:
     """Everything ``metrics.json`` reports about one split, plus PNG plots when ``plots_dir`` is given.
 
-    The split is scored in several passes: all modalities, each modality alone, each one removed (with three or more
-    modalities) and each noise level on each modality; ``show_progress`` shows each pass's progress by name. The
-    plots' titles name ``run_name`` and ``split``; accuracy plots draw chance level (``1 / classes``).
+    The split is scored with all modalities, each modality alone, each one removed (with three or more modalities)
+    and each noise level on each modality: from one encoder pass plus one pass of the noised modality per noise
+    level when the predictor splits into per-modality features, else in one pass of ``predict`` each (see
+    :class:`SubsetScorer`); ``show_progress`` shows each pass's progress by name. The plots' titles name
+    ``run_name`` and ``split``; accuracy plots draw chance level (``1 / classes``).
 
     Returns:
         ``{"metrics": {...}, "per_modality": {m: {score: v}}, "missing": {m: {score: v}},
         "noise": {"levels": [...], m: [...]}, "confusion_matrix": [[...]]}`` (the last for classification).
     """
-    outputs, targets = collect(predict, loader, device=device, desc="all modalities" if show_progress else None)
+    scorer = SubsetScorer(predictor, loader, device, "all modalities" if show_progress else None)
+    outputs, targets = scorer.outputs, scorer.targets
     report: dict[str, Any] = {"metrics": task_metrics(outputs, targets, task)}
     name, score = task_score(task)
-    single = single_modality_scores(predict, loader, modalities, score, device, show_progress)
+    single = scorer.alone(modalities, score)
     if len(modalities) == 2:  # without one of two modalities is the other one alone: no need to score it twice
         first, second = modalities
         missing = {first: single[second], second: single[first]}
     else:
-        missing = missing_modality_scores(predict, loader, modalities, score, device, show_progress)
+        missing = scorer.without(modalities, score)
     report["per_modality"] = {m: {name: v} for m, v in single.items()}
     report["missing"] = {m: {name: v} for m, v in missing.items()}
-    curves = noise_curves(predict, loader, modalities, list(noise_levels), score, seed, device, show_progress)
+    curves = scorer.noise_curves(modalities, list(noise_levels), score, seed)
     report["noise"] = {"levels": list(noise_levels), "metric": name, **curves}
     if task == "classification":
         cm = confusion_matrix(outputs.argmax(-1), targets, len(class_names or []) or int(outputs.shape[-1]))

@@ -1,14 +1,16 @@
 """Robustness probes: drop, isolate or corrupt modalities in a batch and measure how a model's score changes.
 
-The transforms are pure functions of a collated batch (see :mod:`polymodal.data.collate`) and return a new batch;
-the drivers run any ``predict(batch) -> Tensor`` callable over a loader, so this module never needs the model class.
+The transforms are pure functions of a collated batch (see :mod:`polymodal.data.collate`) and return a new batch.
+The drivers run any ``predict(batch) -> Tensor`` callable over a loader once per modality subset; a
+:class:`SubsetScorer` scores every subset of a :class:`Predictor` that splits into per-modality features from one
+encoder pass. Neither needs the model class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -19,6 +21,25 @@ from polymodal.progress import progress
 Batch = dict[str, Any]
 Predict = Callable[[Batch], Tensor]
 Score = Callable[[Tensor, Tensor], float]
+Features = dict[str, Tensor]
+
+
+class Predictor(Protocol):
+    """What a :class:`SubsetScorer` calls (a strategy is one, see :class:`polymodal.strategies.base.Strategy`).
+
+    ``predict(batch)`` gives outputs (B, C) or (B,); ``encode(batch)`` the features of each modality in
+    ``batch["inputs"]`` (each from that modality's inputs alone), or None when the outputs cannot be split so;
+    ``predict_features(features, present)`` the outputs from such features and presence masks, equal to ``predict``
+    on a batch whose modalities absent in ``present`` are dropped (given, for those, ``encode``'s features of a
+    missing sample).
+    """
+
+    def predict(self, batch: Batch) -> Tensor: ...
+
+    def encode(self, batch: Batch) -> Features | None: ...
+
+    def predict_features(self, features: Features, present: dict[str, Tensor]) -> Tensor: ...
+
 
 # Byte-level token ids: 0 is padding, 1 is reserved, bytes 0..255 map to ids 2..257.
 FIRST_BYTE_TOKEN = 2
@@ -261,3 +282,127 @@ def noise_curves(
             desc = f"noise {level:g} on {m}" if show_progress else None
             curves[m].append(float(score(*collect(predict, loader, noisy, device, desc))))
     return curves
+
+
+def _first_row(batch: Batch) -> Batch:
+    """The batch's first sample as a batch of one (inputs, presence and lengths only)."""
+    return {key: {m: t[:1] for m, t in batch[key].items()} for key in ("inputs", "present", "lengths") if key in batch}
+
+
+def _only(batch: Batch, modality: str) -> Batch:
+    """The part of a batch that one modality's features depend on."""
+    return {
+        key: {modality: batch[key][modality]}
+        for key in ("inputs", "present", "lengths")
+        if modality in batch.get(key, {})
+    }
+
+
+class SubsetScorer:
+    """Scores one split with subsets of its modalities kept and with noise on one modality, in as few passes as the
+    predictor allows.
+
+    The split is read once: the predictor's fused outputs and targets (``outputs``, ``targets``) and, when its
+    ``encode`` gives features, those features, presence masks and the features of a missing sample, per batch. Every
+    subset is then scored from them through ``predict_features``, a dropped modality taking the missing sample's
+    features (what its encoder sees when dropped: zero inputs); a noise level encodes the noised modality again, and
+    nothing else. A predictor whose ``encode`` gives None is scored by one pass of ``predict`` per subset instead
+    (:func:`single_modality_scores`, :func:`missing_modality_scores`, :func:`noise_curves`).
+
+    Args:
+        predictor: see :class:`Predictor`; the caller puts the model in eval mode.
+        loader: iterable of collated batches, the same batches in the same order on every iteration (no shuffling).
+        device: where the predictor runs.
+        desc: what the first pass is, shown with its progress and with that of every later pass (None: no progress).
+        subsets: whether subsets will be scored (else the missing sample is not encoded).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        loader: Iterable[Batch],
+        device: torch.device | str = "cpu",
+        desc: str | None = None,
+        subsets: bool = True,
+    ) -> None:
+        self.predictor, self.loader, self.device = predictor, loader, device
+        self.show = desc is not None
+        # Per batch: the features, a missing sample's features and the presence masks; None: the predictor can't split.
+        self.batches: list[tuple[Features, Features, dict[str, Tensor]]] | None = []
+        outputs, targets = [], []
+        with torch.no_grad():
+            for batch in progress(loader, desc=desc, unit="batch", leave=False) if desc else loader:
+                batch = move_to(batch, device)
+                features = predictor.encode(batch) if self.batches is not None else None
+                if features is None:
+                    if self.batches:
+                        raise ValueError("encode gave features for some batches only")
+                    self.batches = None
+                    out = predictor.predict(batch)
+                else:
+                    out = predictor.predict_features(features, batch["present"])
+                    dropped = drop_modalities(_first_row(batch), list(batch["inputs"]))
+                    blank = predictor.encode(dropped) if subsets else {}
+                    self.batches.append((features, blank or {}, batch["present"]))
+                outputs.append(out.detach().cpu())
+                targets.append(batch["target"].detach().cpu())
+        if not outputs:
+            raise ValueError("the loader yielded no batches")
+        self.outputs, self.targets = torch.cat(outputs), torch.cat(targets)
+
+    def _outputs(self, keep: Callable[[str], bool]) -> Tensor:
+        """Outputs (N, ...) on the CPU from the features, with the modalities ``keep`` rejects dropped."""
+        outputs = []
+        with torch.no_grad():
+            for features, blank, present in self.batches or []:
+                kept = {m: f if keep(m) else blank[m].expand_as(f) for m, f in features.items()}
+                mask = {m: p if keep(m) else torch.zeros_like(p) for m, p in present.items()}
+                outputs.append(self.predictor.predict_features(kept, mask).detach().cpu())
+        return torch.cat(outputs)
+
+    def alone(self, modalities: Sequence[str], score: Score) -> dict[str, float]:
+        """``{modality: score with only that modality}``, as :func:`single_modality_scores`."""
+        if self.batches is None:
+            return single_modality_scores(
+                self.predictor.predict, self.loader, modalities, score, self.device, self.show
+            )
+        return {m: float(score(self._outputs(lambda k, m=m: k == m), self.targets)) for m in modalities}
+
+    def without(self, modalities: Sequence[str], score: Score) -> dict[str, float]:
+        """``{modality: score without that modality}``, as :func:`missing_modality_scores`."""
+        if self.batches is None:
+            return missing_modality_scores(
+                self.predictor.predict, self.loader, modalities, score, self.device, self.show
+            )
+        return {m: float(score(self._outputs(lambda k, m=m: k != m), self.targets)) for m in modalities}
+
+    def noise_curves(
+        self, modalities: Sequence[str], levels: Sequence[float], score: Score, seed: int = 0
+    ) -> dict[str, list[float]]:
+        """``{modality: [score at each level]}``, the same numbers as :func:`noise_curves` (same noise, same seeds).
+
+        Level 0 is the fused score; each other level is one pass over the loader that encodes the noised modality.
+        """
+        if self.batches is None:
+            return noise_curves(
+                self.predictor.predict, self.loader, modalities, levels, score, seed, self.device, self.show
+            )
+        clean = float(score(self.outputs, self.targets))
+        curves: dict[str, list[float]] = {}
+        for m in modalities:
+            generator = torch.Generator().manual_seed(seed)  # drawn from in the order noise_curves draws
+            curves[m] = []
+            for level in levels:
+                if level == 0:
+                    curves[m].append(clean)
+                    continue
+                desc = f"noise {level:g} on {m}"
+                batches = progress(self.loader, desc=desc, unit="batch", leave=False) if self.show else self.loader
+                outputs = []
+                with torch.no_grad():
+                    for batch, (features, _, present) in zip(batches, self.batches, strict=True):
+                        noisy = move_to(add_noise(_only(batch, m), m, level, generator), self.device)
+                        encoded = self.predictor.encode(noisy) or {}
+                        outputs.append(self.predictor.predict_features({**features, **encoded}, present).detach().cpu())
+                curves[m].append(float(score(torch.cat(outputs), self.targets)))
+        return curves

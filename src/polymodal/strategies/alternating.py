@@ -156,13 +156,19 @@ class AlternatingStrategy(Strategy):
     def predict(self, batch: dict[str, Any]) -> Tensor:
         """Class log-probabilities (B, C) of the entropy-weighted per-modality outputs (see ``combine``); for
         regression, the mean (B, 1) of the present modalities' outputs (an entropy needs a class distribution)."""
-        names = [m for m in self.model.encoders if m in batch["inputs"]]
-        logits = torch.stack([self._logits(batch, m) for m in names], dim=1).float()  # (B, M, C)
-        present = torch.stack([batch["present"][m] for m in names], dim=1)
+        return self.predict_features(self.encode(batch), batch["present"])
+
+    def encode(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return self.model.encode(batch["inputs"], batch.get("lengths"))
+
+    def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        names = list(features)
+        logits = torch.stack([self.model.head(features[m]) for m in names], dim=1).float()  # (B, M, C)
+        mask = torch.stack([present[m] for m in names], dim=1)
         if self.task == "regression":
-            mask = present.to(logits.dtype).unsqueeze(-1)
-            return (logits * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        weights = entropy_weights(logits, present).unsqueeze(-1)  # absent modalities weigh 0
+            weights = mask.to(logits.dtype).unsqueeze(-1)
+            return (logits * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        weights = entropy_weights(logits, mask).unsqueeze(-1)  # absent modalities weigh 0
         if self.combine == "logits":
             return torch.log_softmax((weights * logits).sum(1), dim=-1)
         probs = (weights * torch.softmax(logits, dim=-1)).sum(1)

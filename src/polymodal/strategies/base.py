@@ -47,7 +47,8 @@ class Strategy:
     """Base strategy: supervised loss on the model's output.
 
     Subclasses override ``step`` (what one optimisation step computes) and ``predict`` (the evaluation output), and
-    declare what they need in ``needs``.
+    with ``predict`` the pair ``encode`` / ``predict_features`` it splits into, so that evaluation can score every
+    modality subset from one encoder pass, and declare what they need in ``needs``.
 
     Args:
         model: the assembled model; its ``forward(inputs, present, lengths)`` returns (B, C) outputs.
@@ -76,6 +77,28 @@ class Strategy:
     def predict(self, batch: dict[str, Any]) -> Tensor:
         """Evaluation outputs (B, C) for a batch (the model in eval mode is the caller's job)."""
         return self.model(batch["inputs"], batch["present"], batch.get("lengths"))
+
+    def encode(self, batch: dict[str, Any]) -> dict[str, Tensor] | None:
+        """Per-modality features of the modalities in ``batch["inputs"]``, from which ``predict_features`` computes
+        the outputs of any subset of them: evaluation then scores the fused model, each modality alone, each one
+        removed and each noise level from one encoder pass (a noise level re-encodes the noised modality only).
+
+        Each modality's features must depend on that modality's inputs only, and
+        ``predict_features(encode(batch), batch["present"])`` must equal ``predict(batch)``. ``None``, whatever the
+        batch, means the outputs cannot be split so: evaluation runs ``predict`` once per modality subset instead.
+        That is the default for a model without ``encode`` and ``fuse`` and for a subclass that overrides
+        ``predict`` but not ``encode``.
+        """
+        split = type(self).predict is Strategy.predict and all(hasattr(self.model, a) for a in ("encode", "fuse"))
+        return self.model.encode(batch["inputs"], batch.get("lengths")) if split else None
+
+    def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        """Evaluation outputs (B, C) from ``encode``'s features and presence masks (B,) per modality.
+
+        A modality that ``present`` marks absent for a sample has, in ``features``, what ``encode`` gives for a
+        missing sample (zero inputs), exactly what ``predict`` would see with that modality dropped.
+        """
+        return self.model.fuse(features, present)
 
     def evaluate(self, loader: Any, device: Any, plots_dir: Path | None = None) -> dict[str, Any] | None:
         """The strategy's own evaluation report, for outputs the standard report cannot score (default: none).

@@ -224,8 +224,14 @@ class StagedStrategy(Strategy):
 
     def predict(self, batch: dict[str, Any]) -> Tensor:
         """Mean of the probes' log-probabilities (B, C) over each sample's present modalities."""
-        present = {m: batch["present"][m] for m in self.model.modalities if m in batch["present"]}
-        features = self.model.encode({m: batch["inputs"][m] for m in present}, batch.get("lengths"))
+        return self.predict_features(self.encode(batch), batch["present"])
+
+    def encode(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Pooled (B, D) features of the image and text in ``batch``, each encoded alone."""
+        inputs = {m: batch["inputs"][m] for m in self.model.modalities if m in batch["inputs"]}
+        return self.model.encode(inputs, batch.get("lengths"))
+
+    def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         total, count = 0.0, 0.0
         for m, f in features.items():
             weight = present[m].to(f.dtype)[:, None]

@@ -37,11 +37,19 @@ class UnimodalStrategy(Strategy):
             raise ConfigError(f"strategy.modality: the model has no encoder for {modality!r}")
         self.modality = modality
 
-    def _only(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        return {m: (p if m == self.modality else torch.zeros_like(p)) for m, p in batch["present"].items()}
+    def _only(self, present: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {m: (p if m == self.modality else torch.zeros_like(p)) for m, p in present.items()}
 
     def predict(self, batch: dict[str, Any]) -> Tensor:
-        return self.model(batch["inputs"], self._only(batch), batch.get("lengths"))
+        return self.model(batch["inputs"], self._only(batch["present"]), batch.get("lengths"))
+
+    def encode(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The one modality's features (the others are hidden anyway)."""
+        inputs = {m: x for m, x in batch["inputs"].items() if m == self.modality}
+        return self.model.encode(inputs, batch.get("lengths"))
+
+    def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        return self.model.fuse(features, self._only(present))
 
     def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {"loss": self.loss(self.predict(batch), batch["target"])}

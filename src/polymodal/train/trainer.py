@@ -129,7 +129,8 @@ class Trainer:
         run_dir: where ``checkpoints/`` and ``log.csv`` go.
         collate: the batch collate function.
         batch_size: training batch size.
-        evaluate: called at each epoch end with the strategy; returns validation metrics (used for selection).
+        evaluate: called with the strategy at the end of every ``config.validate_every``-th epoch and of the last;
+            returns validation metrics (the weights of the best validated epoch are selected).
         num_workers: DataLoader workers.
         world: this process's place under ``torchrun`` (default: a single process). Each rank trains on its shard
             of every epoch with ``batch_size`` samples per step; rank 0 alone validates, checkpoints and logs.
@@ -351,12 +352,21 @@ class Trainer:
         parts += [f"{k.removesuffix('_' + selection)} {v:.4g}" for k, v in metrics.items() if k != selection]
         return "  ".join([*parts, duration(seconds)])
 
+    def _validates(self) -> bool:
+        """Whether the current epoch ends with validation: every ``validate_every``-th epoch, and the last one."""
+        done = self.epoch + 1
+        return self.evaluate is not None and (done % self.config.validate_every == 0 or done == self.config.epochs)
+
     def _end_epoch(self, started: float) -> None:
-        self.model.eval()
-        # Rank 0 validates on the whole split while the others wait for its numbers, so every rank selects alike.
-        metrics = self.evaluate(self.strategy) if self.evaluate and self.world.is_main else {}
-        metrics = self.world.broadcast(metrics)
-        self.model.train()
+        metrics: dict[str, float] = {}
+        if self._validates():
+            self.model.eval()
+            # Validation leaves torch's random state as it found it (a DataLoader draws a seed per iteration), so
+            # what is trained does not depend on how often, or how, it is validated.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                # Rank 0 validates on the whole split while the others wait for its numbers: every rank selects alike.
+                metrics = self.world.broadcast(self.evaluate(self.strategy) if self.world.is_main else {})
+            self.model.train()
         self._write({f"val_{k}": v for k, v in metrics.items()})
         value = metrics.get(self.config.selection_metric)
         if value is None and metrics:
