@@ -43,7 +43,7 @@ from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import adapter_kind, check_modality
 from polymodal.errors import ConfigError, DataError
 from polymodal.eval.diagnosis import laziness_remedy, laziness_report
-from polymodal.eval.evaluate import evaluate_split, full_report, validation_metrics
+from polymodal.eval.evaluate import evaluate_split, full_report, main_metrics, validation_metrics
 from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
 from polymodal.fileio import atomic_write_bytes, atomic_write_text
@@ -371,9 +371,10 @@ def _fit_and_report(
     plots = out / "plots"
     test_loader = _loader(bundle.test, bundle, config)
     show = config.trainer.progress
+    splits = "" if trainer.selected_metrics else f"val ({len(bundle.val)} samples) and "
     say(
-        f"evaluating the selected weights (epoch {selected['epoch']}, step {selected['step']}) on val "
-        f"({len(bundle.val)} samples) and test ({len(bundle.test)} samples)",
+        f"evaluating the selected weights (epoch {selected['epoch']}, step {selected['step']}) on {splits}test "
+        f"({len(bundle.test)} samples)",
         show,
     )
     own_val = strategy.evaluate(val_loader, device)
@@ -381,7 +382,10 @@ def _fit_and_report(
         val = own_val["metrics"]
         report = strategy.evaluate(test_loader, device, plots)
     else:
-        val = evaluate_split(strategy.predict, val_loader, bundle.task, device, "val" if show else None)
+        # The selected weights were validated when they were saved: their validation metrics are not computed again.
+        val = main_metrics(trainer.selected_metrics) or evaluate_split(
+            strategy.predict, val_loader, bundle.task, device, "val" if show else None
+        )
         report = full_report(
             strategy,
             test_loader,

@@ -295,6 +295,9 @@ def test_load_best_reports_the_selected_epoch_and_step(make_trainer) -> None:
     best = min((r for r in rows if "val_loss" in r), key=lambda r: r["val_loss"])
     assert selected == trainer.selected == {"epoch": best["epoch"], "step": best["step"]}
     assert selected["step"] == 4 * selected["epoch"]
+    assert trainer.selected_metrics == pytest.approx({k[4:]: v for k, v in best.items() if k.startswith("val_")}, 1e-5)
+    trainer.model.eval()
+    assert trainer.selected_metrics == trainer.evaluate(trainer.strategy)  # they are those weights' metrics
 
 
 def test_a_selection_metric_validation_does_not_report_is_one_error(make_trainer) -> None:

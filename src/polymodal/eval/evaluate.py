@@ -66,6 +66,11 @@ def validation_metrics(
     return metrics
 
 
+def main_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The main metrics of a :func:`validation_metrics` result, without its per-modality and robust scores."""
+    return {k: v for k, v in metrics.items() if "_alone_" not in k and not k.startswith("robust_")}
+
+
 def full_report(
     predictor: Predictor,
     loader: Any,

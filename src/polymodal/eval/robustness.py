@@ -129,14 +129,18 @@ def add_noise(batch: Batch, modality: str, level: float, generator: torch.Genera
     _check_modalities(batch, [modality])
     out = _copy(batch)
     x = batch["inputs"][modality]
+    present = batch["present"][modality]
     valid = _valid_mask(batch, modality)
     # Broadcast the (B,) or (B, L) mask over the remaining trailing dimensions.
     valid = valid.reshape(*valid.shape, *([1] * (x.dim() - valid.dim()))).expand_as(x)
     if x.is_floating_point():
-        values = x[valid].double()
+        # Every value is real data (the usual case): no gather and no mask, which give the same values.
+        everywhere = bool(valid.all()) if batch.get("lengths", {}).get(modality) is not None else bool(present.all())
+        values = (x if everywhere else x[valid]).double()
         scale = level * values.std(unbiased=False).item() if values.numel() > 1 else 0.0
         noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-        out["inputs"][modality] = torch.where(valid, x + scale * noise, x)
+        noisy = x + scale * noise
+        out["inputs"][modality] = noisy if everywhere else torch.where(valid, noisy, x)
     else:
         probability = min(float(level), 1.0)
         draw = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device)

@@ -221,14 +221,15 @@ class Trainer:
         self.running = dict(state["running"])
         self.epoch_running = dict(state.get("epoch_running", {}))  # absent from checkpoints of older versions
 
-    def _save_best(self, metric: float) -> None:
+    def _save_best(self, metric: float, metrics: dict[str, float]) -> None:
         self.best = metric
         if not self.world.is_main:
             return
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         # The best weights are small and rewritten whole; same atomic writer as step checkpoints. ``epoch`` counts
-        # from 1, as in log.csv.
-        self.checkpoints.save("best", tensors, {"step": self.step, "epoch": self.epoch + 1, "metric": metric})
+        # from 1, as in log.csv; ``metrics`` are the validation metrics of these weights.
+        state = {"step": self.step, "epoch": self.epoch + 1, "metric": metric, "metrics": metrics}
+        self.checkpoints.save("best", tensors, state)
 
     # ---------------------------------------------------------------- loop
     def _non_finite(self, what: str, value: torch.Tensor | None) -> TrainingError:
@@ -378,7 +379,7 @@ class Trainer:
             self.best is None or (value < self.best if self.minimise else value > self.best)
         )
         if better or (value is None and self.evaluate is None):
-            self._save_best(value if value is not None else float(self.epoch))
+            self._save_best(value if value is not None else float(self.epoch), metrics)
         say(self._epoch_line(metrics, better, time.perf_counter() - started), self.show)
         self.epoch += 1
         self.batch_in_epoch = 0
@@ -476,11 +477,13 @@ class Trainer:
 
         Returns:
             ``{"epoch": E, "step": S}``: the epoch (from 1) and step after which they were saved (also
-            ``self.selected``).
+            ``self.selected``). Their validation metrics, when they were validated, are ``self.selected_metrics``
+            (empty otherwise).
         """
         tensors, state = self.checkpoints.load("best")
         self.model.load_state_dict(tensors)
         self.selected = {"epoch": state["epoch"], "step": state["step"]}
+        self.selected_metrics: dict[str, float] = dict(state.get("metrics", {}))  # absent before this version
         return self.selected
 
 
