@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -415,5 +416,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console entry point (``polymodal``, ``python -m polymodal``): exits with :func:`main`'s status.
+
+    A command that returns has written and closed everything it writes, so the process ends there, without the
+    interpreter's teardown of torch and the other imported modules (about half a second after a run).
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`polymodal recipes | head`) or stream: nothing left to say
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from polymodal.config import validate_config
 from polymodal.data.collate import Collate
 from polymodal.data.spec import DataSpec, TaskSpec
+from polymodal.eval import robustness
 from polymodal.eval.evaluate import full_report, validation_metrics
 from polymodal.eval.robustness import SubsetScorer
 from polymodal.models import build_model
@@ -175,6 +176,28 @@ def test_a_split_encodes_each_batch_once_and_a_noise_level_the_noised_modality_o
     calls.clear()
     scorer.noise_curves(["audio"], [0.0, 1.0], lambda o, t: 0.0)
     assert calls == [("audio",)] * batches
+
+
+def test_noise_passes_read_the_kept_inputs_or_the_loader_alike(monkeypatch):
+    model, spec, modalities, task = CASES["joint-concat"]
+    strategy = build(model, spec, modalities, task)
+    reads = []
+
+    class Counted(DataLoader):
+        def __iter__(self):
+            reads.append(1)
+            return super().__iter__()
+
+    data = loader(modalities, task)
+    counted = Counted(data.dataset, batch_size=8, collate_fn=data.collate_fn)
+    kept = SubsetScorer(strategy, counted)
+    curves = kept.noise_curves(modalities, LEVELS, lambda o, t: float(o.sum()))
+    assert kept.inputs is not None and len(reads) == 1  # the noise passes did not read the loader
+    monkeypatch.setattr(robustness, "KEEP_INPUTS_BYTES", 0)
+    read_again = SubsetScorer(strategy, counted)
+    assert read_again.inputs is None
+    assert read_again.noise_curves(modalities, LEVELS, lambda o, t: float(o.sum())) == curves
+    assert len(reads) == 2 + len(modalities) * (len(LEVELS) - 1)
 
 
 def test_a_predictor_that_cannot_split_is_scored_one_pass_per_subset():

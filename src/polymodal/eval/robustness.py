@@ -302,6 +302,16 @@ def _only(batch: Batch, modality: str) -> Batch:
     }
 
 
+# A split's inputs up to this size stay in memory for the noise passes, which then do not read the loader again.
+KEEP_INPUTS_BYTES = 256 * 2**20
+
+
+def _input_bytes(batch: Batch) -> int:
+    return sum(
+        t.numel() * t.element_size() for key in ("inputs", "present", "lengths") for t in batch.get(key, {}).values()
+    )
+
+
 class SubsetScorer:
     """Scores one split with subsets of its modalities kept and with noise on one modality, in as few passes as the
     predictor allows.
@@ -311,7 +321,8 @@ class SubsetScorer:
     subset is then scored from them through ``predict_features``, a dropped modality taking the missing sample's
     features (what its encoder sees when dropped: zero inputs); a noise level encodes the noised modality again, and
     nothing else. A predictor whose ``encode`` gives None is scored by one pass of ``predict`` per subset instead
-    (:func:`single_modality_scores`, :func:`missing_modality_scores`, :func:`noise_curves`).
+    (:func:`single_modality_scores`, :func:`missing_modality_scores`, :func:`noise_curves`). A split whose inputs
+    fit in ``KEEP_INPUTS_BYTES`` keeps them for the noise passes, which then do not read the loader again.
 
     Args:
         predictor: see :class:`Predictor`; the caller puts the model in eval mode.
@@ -333,9 +344,16 @@ class SubsetScorer:
         self.show = desc is not None
         # Per batch: the features, a missing sample's features and the presence masks; None: the predictor can't split.
         self.batches: list[tuple[Features, Features, dict[str, Tensor]]] | None = []
+        self.inputs: list[Batch] | None = []  # the batches' inputs while they fit in KEEP_INPUTS_BYTES, else None
+        kept = 0
         outputs, targets = [], []
         with torch.no_grad():
             for batch in progress(loader, desc=desc, unit="batch", leave=False) if desc else loader:
+                kept += _input_bytes(batch)
+                if self.inputs is not None and kept <= KEEP_INPUTS_BYTES:
+                    self.inputs.append({k: batch[k] for k in ("inputs", "present", "lengths") if k in batch})
+                else:
+                    self.inputs = None
                 batch = move_to(batch, device)
                 features = predictor.encode(batch) if self.batches is not None else None
                 if features is None:
@@ -401,7 +419,8 @@ class SubsetScorer:
                     curves[m].append(clean)
                     continue
                 desc = f"noise {level:g} on {m}"
-                batches = progress(self.loader, desc=desc, unit="batch", leave=False) if self.show else self.loader
+                source = self.inputs if self.inputs is not None else self.loader
+                batches = progress(source, desc=desc, unit="batch", leave=False) if self.show else source
                 outputs = []
                 with torch.no_grad():
                     for batch, (features, _, present) in zip(batches, self.batches, strict=True):
