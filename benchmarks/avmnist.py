@@ -29,7 +29,7 @@ import torch
 
 from polymodal.config import load_config
 from polymodal.runs import train_run
-from polymodal.train.checkpoint import CheckpointManager
+from polymodal.training.checkpoint import CheckpointManager
 
 METHODS = ("image", "audio", "late", "concat", "tensor", "lowrank", "mla")
 # Hand-written analysis below this line in avmnist.md survives regeneration of the tables above it.

@@ -33,7 +33,7 @@ import torch
 import polymodal.runs
 from polymodal.config import load_config
 from polymodal.runs import train_run
-from polymodal.train import Trainer
+from polymodal.training import Trainer
 
 TIMES: dict[str, list[float]] = {"epochs": [], "cache": []}
 

@@ -60,6 +60,8 @@ SMOKE_SIZES = ((120, 1), (240, 2))
 SMOKE_SPLITS = {"train": 240, "val": 60, "test": 60}
 SMOKE_DEMO = ["train", "avdigits-joint", "trainer.epochs=1", "data.max_train_samples=256", "data.max_eval_samples=200"]
 # What the acceptance asks of each ratio.
+# Hand-written analysis below this line in speed.md survives regeneration of the tables above it.
+NOTES_MARKER = "<!-- notes: kept when the tables are regenerated -->"
 LIMITS = {"whole_run": 1.2, "epoch": 1.05, "demo_seconds": 45.0, "report_share": 0.25}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # The phases of metrics.json's ``timing``.
@@ -632,7 +634,10 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
         text = markdown(result)
-        (out / "speed.md").write_text(text)
+        md = out / "speed.md"
+        old = md.read_text() if md.is_file() else ""
+        notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n"
+        md.write_text(text + "\n" + NOTES_MARKER + notes)
         print(text)
         if args.smoke and args.out is None:
             print("(smoke check: results written to a temporary folder, now removed)", file=sys.stderr)

@@ -224,8 +224,8 @@ def test_imports_must_be_imported_before_validation():
 def test_import_stays_light_and_train_stays_the_function():
     code = (
         "import sys, polymodal; light = 'torch' not in sys.modules\n"
-        "import polymodal.train.trainer\n"
-        "from polymodal.train import Trainer\n"
+        "import polymodal.training.trainer\n"
+        "from polymodal.training import Trainer\n"
         "missing = sorted(set(polymodal.__all__) - set(dir(polymodal)))\n"
         "print(light, callable(polymodal.train), polymodal.train.__module__, missing)"
     )

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from polymodal.fileio import atomic_path, atomic_write_text
-from polymodal.train.checkpoint import CheckpointManager
+from polymodal.training.checkpoint import CheckpointManager
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077])

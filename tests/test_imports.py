@@ -15,10 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "polymodal"
 
 # subpackage -> subpackages of polymodal it must not import
 FORBIDDEN = {
-    "train": {"modalities", "models"},
-    "models": {"strategies", "train"},
-    "data": {"models", "train"},
-    "eval": {"models", "train", "strategies"},
+    "training": {"modalities", "models"},
+    "models": {"strategies", "training"},
+    "data": {"models", "training"},
+    "eval": {"models", "training", "strategies"},
 }
 
 
@@ -81,6 +81,6 @@ def test_objectives_import_only_torch_and_stdlib() -> None:
 
 
 def test_checker_sees_imports() -> None:
-    assert "polymodal.train.checkpoint" in imported_modules(PACKAGE / "train" / "__init__.py")
+    assert "polymodal.training.checkpoint" in imported_modules(PACKAGE / "training" / "__init__.py")
     assert "polymodal.models" in imported_modules(PACKAGE / "runs.py")
     assert subpackage_of("polymodal.models.build") == "models" and subpackage_of("torch.nn") is None

@@ -15,8 +15,6 @@ Everything is imported on first use, so ``import polymodal`` stays light.
 """
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -52,17 +50,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-class _Package(types.ModuleType):
-    """The package module: ``polymodal.train`` stays the API function when the training loop's subpackage
-    (``polymodal/train/``, imported by name: ``from polymodal.train import Trainer``) is imported, instead of the
-    import system replacing the attribute with the subpackage."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

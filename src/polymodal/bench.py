@@ -25,8 +25,8 @@ from polymodal.data.collate import Collate, move_to
 from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError
 from polymodal.runs import build_strategy
-from polymodal.train import Trainer, seed_everything
-from polymodal.train.trainer import build_optimizer, build_scheduler, resolve_device
+from polymodal.training import Trainer, seed_everything
+from polymodal.training.trainer import build_optimizer, build_scheduler, resolve_device
 
 BENCH_MODELS = {"demo": "avdigits-joint", "avmnist": "avmnist-concat"}
 

@@ -54,10 +54,10 @@ from polymodal.spaces import (
     unified_modalities,
 )
 from polymodal.strategies import STRATEGIES
-from polymodal.train import Trainer, seed_everything
-from polymodal.train.checkpoint import CheckpointManager
-from polymodal.train.log import wide_rows
-from polymodal.train.trainer import resolve_device
+from polymodal.training import Trainer, seed_everything
+from polymodal.training.checkpoint import CheckpointManager
+from polymodal.training.log import wide_rows
+from polymodal.training.trainer import resolve_device
 
 SIDES = (BASE, LEAF)
 

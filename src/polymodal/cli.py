@@ -64,7 +64,7 @@ def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bo
 
         config = saved_config(Path(out), overrides)
     from polymodal.runs import train_run
-    from polymodal.train.distributed import current_world
+    from polymodal.training.distributed import current_world
 
     if current_world().active and not out:
         # A default name holds the time, which could differ between ranks.
@@ -124,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.trust_pickle:
         overrides = [*overrides, "data.trust_pickle=true"]
     metrics = _train(recipe, overrides, args.out, args.resume, args.imports)
-    from polymodal.train.distributed import current_world
+    from polymodal.training.distributed import current_world
 
     if current_world().is_main:  # under torchrun, one summary
         print(_summary(metrics))

@@ -52,11 +52,11 @@ from polymodal.models import adopt_adapter_settings, build_model
 from polymodal.progress import duration, say
 from polymodal.recipe_files import apply_overrides, read_yaml
 from polymodal.strategies import STRATEGIES
-from polymodal.train import Trainer, seed_everything
-from polymodal.train.checkpoint import CheckpointManager
-from polymodal.train.distributed import World, distributed_session
-from polymodal.train.log import check_tensorboard, wide_rows
-from polymodal.train.trainer import resolve_device
+from polymodal.training import Trainer, seed_everything
+from polymodal.training.checkpoint import CheckpointManager
+from polymodal.training.distributed import World, distributed_session
+from polymodal.training.log import check_tensorboard, wide_rows
+from polymodal.training.trainer import resolve_device
 
 
 def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:

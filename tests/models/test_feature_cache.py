@@ -32,7 +32,7 @@ from polymodal.data.feature_cache import (
 from polymodal.data.sources import build_data, fit_data_settings
 from polymodal.models import ENCODERS, HFEncoder, RunEncoder
 from polymodal.runs import build_strategy
-from polymodal.train import Trainer
+from polymodal.training import Trainer
 
 pytest.importorskip("transformers")
 

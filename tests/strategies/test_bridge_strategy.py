@@ -16,8 +16,8 @@ from polymodal.models import BridgeProjector, CMCRProjector
 from polymodal.objectives import info_nce
 from polymodal.spaces import PseudoPairDataset
 from polymodal.strategies import STRATEGIES
-from polymodal.train import Trainer
-from polymodal.train.checkpoint import CheckpointManager
+from polymodal.training import Trainer
+from polymodal.training.checkpoint import CheckpointManager
 
 
 def _tuples(n: int = 32, seed: int = 0) -> dict:

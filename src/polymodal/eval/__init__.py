@@ -5,7 +5,7 @@ figures, and probes that transform collated batches (drop, isolate or corrupt a 
 ``predict(batch)`` callable, or score those subsets from one encoder pass of a ``Predictor`` (``SubsetScorer``).
 Everything here works on tensors, arrays and batches, never on a model class.
 
-What does not: models, losses and training steps. ``eval/`` never imports ``polymodal.models``, ``polymodal.train``
+What does not: models, losses and training steps. ``eval/`` never imports ``polymodal.models``, ``polymodal.training``
 or ``polymodal.strategies``; the caller wraps its model in a ``predict`` function or a ``Predictor`` (a strategy is
 one) instead. Loss functions used for
 training live in ``objectives/``, even when they resemble a metric.

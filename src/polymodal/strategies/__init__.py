@@ -3,7 +3,7 @@
 A strategy receives the built model and the description of the data (``polymodal.data.spec.DataSpec``), declares
 what it needs from both (``needs``, checked when a config is validated) and implements the small contract in
 ``base.py``: ``step(batch) -> dict`` with a ``"loss"`` key, ``predict(batch)``, ``param_groups()``, hooks
-(``after_backward``, ``on_epoch_start``) and ``state_dict``. The loop itself lives only in ``polymodal.train``.
+(``after_backward``, ``on_epoch_start``) and ``state_dict``. The loop itself lives only in ``polymodal.training``.
 """
 
 from polymodal.strategies.alternating import AlternatingStrategy

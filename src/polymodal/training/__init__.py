@@ -3,7 +3,7 @@
 Nothing here knows about modalities or models: a strategy owns what a step computes, and the Trainer runs it.
 """
 
-from polymodal.train.checkpoint import CheckpointManager
-from polymodal.train.trainer import Trainer, seed_everything
+from polymodal.training.checkpoint import CheckpointManager
+from polymodal.training.trainer import Trainer, seed_everything
 
 __all__ = ["CheckpointManager", "Trainer", "seed_everything"]

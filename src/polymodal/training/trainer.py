@@ -17,15 +17,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from polymodal.data.collate import move_to
 from polymodal.errors import ConfigError, TrainingError
 from polymodal.progress import duration, progress, say
-from polymodal.train.checkpoint import (
+from polymodal.training.checkpoint import (
     CheckpointManager,
     flatten_optimizer,
     rng_state,
     set_rng_state,
     unflatten_optimizer,
 )
-from polymodal.train.distributed import World
-from polymodal.train.log import CsvLog, TensorBoardLog
+from polymodal.training.distributed import World
+from polymodal.training.log import CsvLog, TensorBoardLog
 
 MINIMISED_METRICS = ("loss", "mae", "mse", "robust_mae")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from polymodal.train.log import read_log
+from polymodal.training.log import read_log
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from toys import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 
 from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate
-from polymodal.train import Trainer
+from polymodal.training import Trainer
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from toys import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 
 from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate
-from polymodal.train import Trainer
-from polymodal.train.distributed import World, distributed_session
-from polymodal.train.trainer import EpochSampler
+from polymodal.training import Trainer
+from polymodal.training.distributed import World, distributed_session
+from polymodal.training.trainer import EpochSampler
 
 BATCH = 4  # per rank; the single-process reference uses 2 * BATCH
 STOP_AT = 5  # the interrupted run stops after this many strategy calls (mid epoch 1)

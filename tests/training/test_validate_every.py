@@ -10,7 +10,7 @@ import torch
 from toys import ToyDataset
 
 from polymodal.config import TrainerConfig
-from polymodal.train.log import wide_rows
+from polymodal.training.log import wide_rows
 
 
 def counting(trainer):

@@ -15,8 +15,8 @@ import torch
 from toys import ToyDataset
 
 import polymodal.fileio as fileio
-from polymodal.train import checkpoint
-from polymodal.train.checkpoint import CheckpointManager, flatten_optimizer, unflatten_optimizer
+from polymodal.training import checkpoint
+from polymodal.training.checkpoint import CheckpointManager, flatten_optimizer, unflatten_optimizer
 
 
 def tensors(value: float) -> dict[str, torch.Tensor]:
