@@ -420,9 +420,12 @@ def run() -> None:
     """The console entry point (``polymodal``, ``python -m polymodal``): exits with :func:`main`'s status.
 
     A command that returns has written and closed everything it writes, so the process ends there, without the
-    interpreter's teardown of torch and the other imported modules (about half a second after a run).
+    interpreter's teardown of torch and the other imported modules (about half a second after a run), unless a
+    profiler or tracer (cProfile, coverage, a debugger) still has to write what it gathered.
     """
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
