@@ -29,7 +29,7 @@ frozen random-weight ViT of six layers, a backbone whose forward pass dominates,
     OMP_NUM_THREADS=1 python benchmarks/feature_cache.py manifest-joint data.train=$D/train.csv \
         data.test=$D/test.csv "data.augment={text: {}}" "model.encoders.image=$F, run: DIR/pretrain/image}" \
         "model.encoders.audio=$F, run: DIR/pretrain/audio}" --repeats 3 --out DIR/timing-transfer-frozen.json
-    OMP_NUM_THREADS=1 python benchmarks/feature_cache.py avdigits-joint trainer.epochs=3 \
+    OMP_NUM_THREADS=1 python benchmarks/feature_cache.py avdigits-joint trainer.epochs=3 data.max_train_samples=3000 \
         "model.encoders.image={name: hf, freeze: true, config: {model_type: vit, image_size: 28, patch_size: 7,
         num_channels: 1, hidden_size: 192, num_hidden_layers: 6, num_attention_heads: 3, intermediate_size: 768}}" \
         --repeats 2 --out DIR/timing-hf-vit-frozen.json
