@@ -67,7 +67,7 @@ def test_checker_fails_when_a_run_fails(tmp_path: Path):
     done = _check("--only", "selfmi-mosi", "--data-root", f"mosi={tmp_path / 'missing'}")
     assert done.returncode == 1
     line = done.stdout.splitlines()[0]
-    assert line.startswith("FAIL") and "selfmi-mosi" in line and "exit 2: polymodal: error:" in line
+    assert line.startswith("FAIL") and "exit 2: train selfmi-mosi: polymodal: error:" in line
 
 
 @pytest.mark.e2e
