@@ -195,6 +195,15 @@ def _mean_sd(values: list[float]) -> str:
 
 # Hand-written analysis below this line in smalldata.md survives regeneration of the tables above it.
 NOTES_MARKER = "<!-- notes: kept when the tables are regenerated -->"
+
+
+def write_keeping_notes(md: Path, text: str) -> None:
+    """Writes a results file's tables, keeping whatever an earlier version held below ``NOTES_MARKER``."""
+    old = md.read_text() if md.is_file() else ""
+    notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n"
+    md.write_text(text + "\n" + NOTES_MARKER + notes)
+
+
 COLUMNS = [
     "val_robust",
     "fused",
@@ -277,9 +286,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "- commands: `python benchmarks/smalldata.py run --runs DIR --sizes S --seeds 0 1 2 --variants default old "
         "unimodal [noaug concat ...]`, then `python benchmarks/smalldata.py report --runs DIR`",
     ]
-    md = args.results.with_suffix(".md")
-    notes = md.read_text().split(NOTES_MARKER, 1)[1] if md.is_file() and NOTES_MARKER in md.read_text() else "\n"
-    md.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + notes)
+    write_keeping_notes(args.results.with_suffix(".md"), "\n".join(lines) + "\n")
     args.results.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
 

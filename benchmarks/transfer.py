@@ -190,8 +190,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "- commands: `python benchmarks/transfer.py run --runs DIR --sizes 10 24 --seeds 0 1 2`, the timing "
         "commands above, then `python benchmarks/transfer.py report --runs DIR`",
     ]
-    md = args.results.with_suffix(".md")
-    md.write_text("\n".join(lines) + "\n")
+    smalldata.write_keeping_notes(args.results.with_suffix(".md"), "\n".join(lines) + "\n")
     payload = {"pretrain": {m: pre[m]["test"] for m in PRETRAIN}, "rows": rows, "timing": timing}
     args.results.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
     print("\n".join(lines))
