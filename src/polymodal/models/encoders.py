@@ -2,14 +2,71 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from polymodal.modalities.text import ByteTokenizer
 from polymodal.registry import ComponentConfig, Registry
 
 ENCODERS = Registry("encoder")
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value, value)
+
+
+class _ChannelsLastMaxPool(torch.autograd.Function):
+    """Max pooling of an NCHW CPU tensor computed in channels-last layout; the backward is PyTorch's own NCHW kernel
+    on the same indices, so values and gradients are bit-identical to ``F.max_pool2d`` on the NCHW input."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, pool: nn.MaxPool2d) -> Tensor:
+        y, indices = F.max_pool2d(
+            x.contiguous(memory_format=torch.channels_last),
+            pool.kernel_size,
+            pool.stride,
+            pool.padding,
+            pool.dilation,
+            pool.ceil_mode,
+            return_indices=True,
+        )
+        ctx.save_for_backward(x, indices.contiguous())
+        ctx.pool = pool
+        return y.contiguous()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        x, indices = ctx.saved_tensors
+        pool = ctx.pool
+        grad_x = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.contiguous(),
+            x,
+            _pair(pool.kernel_size),
+            _pair(pool.stride),
+            _pair(pool.padding),
+            _pair(pool.dilation),
+            pool.ceil_mode,
+            indices,
+        )
+        return grad_x, None
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that pools contiguous CPU tensors in channels-last layout, where PyTorch's CPU forward kernel
+    is several times faster than on NCHW input. Same values and gradients; the output is NCHW like the input."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous() or self.return_indices:
+            return super().forward(x)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        return _ChannelsLastMaxPool.apply(x, self)
 
 
 class LeNetConfig(ComponentConfig):
@@ -37,12 +94,12 @@ class LeNetEncoder(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(input_shape[0], c1, 5, padding=2),
             nn.BatchNorm2d(c1),
+            MaxPool2d(2),
             nn.ReLU(),
-            nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 5, padding=2),
             nn.BatchNorm2d(c2),
+            MaxPool2d(2),
             nn.ReLU(),
-            nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(4),
         )
         self.proj = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c2 * 16, out_dim), nn.ReLU())
@@ -88,7 +145,7 @@ class SpectrogramCNNEncoder(nn.Module):
         layers: list[nn.Module] = [nn.BatchNorm2d(input_shape[0])]
         in_ch = input_shape[0]
         for ch in channels:
-            layers += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.BatchNorm2d(ch), MaxPool2d(2), nn.ReLU()]
             in_ch = ch
         layers.append(nn.AdaptiveAvgPool2d((2, 2)))
         self.features = nn.Sequential(*layers)
