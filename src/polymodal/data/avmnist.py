@@ -386,7 +386,8 @@ def embedded_avmnist_splits(
     mean, basis = fit_pca(train.reshape(len(train), -1).astype(np.float64), components)
     labels = {split: y for split, (_, y) in parts.items()}
     noise, plans = plan_audio(labels, digits, test_pool, snr_db, np.random.default_rng(seed))
-    return tuple(  # type: ignore[return-value]
+    train_set, val_set, test_set = (
         EmbeddedAVMNIST(degrade_images(x, mean, basis), y, waves, plans[split], noise)
         for split, (x, y) in parts.items()
     )
+    return train_set, val_set, test_set

@@ -144,7 +144,7 @@ class DecodeCache:
             for i, (m, values) in enumerate(inputs.items()):
                 arrays.update(self._pack(m, values, i))
             with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, allow_pickle=True, **arrays)
         except (OSError, ValueError) as err:
             say(f"polymodal: note: decode cache not written ({self.path}: {' '.join(str(err).split())})")
 

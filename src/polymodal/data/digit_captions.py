@@ -159,6 +159,7 @@ def digit_caption_splits(
             "val": (arrays["x_train"][n:], arrays["y_train"][n:]),
             "test": (arrays["x_test"][:TEST_SIZE], arrays["y_test"][:TEST_SIZE]),
         }
-    return tuple(  # type: ignore[return-value]
+    train_set, val_set, test_set = (
         DigitCaptions(x, y, seed * 3 + k, image, text) for k, (x, y) in enumerate(parts[s] for s in SPLITS)
     )
+    return train_set, val_set, test_set

@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -43,6 +43,14 @@ FORMAT = "polymodal-features"
 VERSION = 1
 SPLITS = ("train", "val")  # the splits every epoch reads; test is scored once, from raw inputs (noise included)
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+class PrecomputedInputs(Protocol):
+    """A model that takes cached features (``MultimodalModel``): its ``encoders`` by input, and ``precomputed``, the
+    inputs that arrive as their encoder's (B, D) output already."""
+
+    encoders: nn.ModuleDict
+    precomputed: set[str]
 
 
 def cache_folder() -> Path | None:
@@ -84,7 +92,7 @@ def cacheable_inputs(model: nn.Module, config: Any, shapes: Mapping[str, Any]) -
     augment = config.data.augment
     return [
         m
-        for m, encoder in model.encoders.items()
+        for m, encoder in cast(PrecomputedInputs, model).encoders.items()
         if m in shapes and getattr(augment, modality_kind(m), None) is None and is_frozen(encoder)
     ]
 
@@ -105,7 +113,7 @@ def weights_digest(module: nn.Module) -> str:
 def inputs_digests(dataset: Dataset, modalities: Sequence[str], show: bool = False) -> dict[str, str]:
     """sha256 of each modality's decoded inputs over a split, sample by sample in order (absent ones included)."""
     digests = {m: hashlib.sha256() for m in modalities}
-    for index in progress(range(len(dataset)), desc="hashing inputs", unit="sample", enabled=show):  # type: ignore[arg-type]
+    for index in progress(range(len(cast(Sized, dataset))), desc="hashing inputs", unit="sample", enabled=show):
         inputs = dataset[index]["inputs"]
         for m, digest in digests.items():
             value = inputs.get(m)
@@ -150,7 +158,7 @@ class _Only(Dataset):
         self.dataset, self.modalities = dataset, list(modalities)
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(cast(Sized, self.dataset))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.dataset[index]
@@ -172,7 +180,7 @@ def compute_features(
     The inputs are collated as training batches are (absent ones as zeros) and encoded in eval mode without
     gradients; the arrays are filled in place (memory-mapped) and renamed into place when complete.
     """
-    rows = len(dataset)  # type: ignore[arg-type]
+    rows = len(cast(Sized, dataset))
     # Its own generator: a DataLoader iterator would otherwise draw from the global RNG that training continues from.
     loader = DataLoader(
         _Only(dataset, list(paths)),
@@ -185,7 +193,10 @@ def compute_features(
     with ExitStack() as stack:
         arrays = {
             m: np.lib.format.open_memmap(
-                stack.enter_context(atomic_path(path)), mode="w+", dtype=np.float32, shape=(rows, encoders[m].out_dim)
+                stack.enter_context(atomic_path(path)),
+                mode="w+",
+                dtype=np.float32,
+                shape=(rows, cast(int, encoders[m].out_dim)),
             )
             for m, path in paths.items()
         }
@@ -228,7 +239,7 @@ class FeatureDataset(Dataset):
         return {**self.__dict__, "_open": {}}
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(cast(Sized, self.dataset))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.dataset[index]
@@ -291,7 +302,7 @@ class FeatureCache:
         return FeatureCollate(collate, self.dims)
 
     @contextmanager
-    def precomputed(self, model: nn.Module) -> Iterator[None]:
+    def precomputed(self, model: PrecomputedInputs) -> Iterator[None]:
         """While inside, ``model`` takes the cached inputs as its encoders' outputs."""
         model.precomputed = set(self.dims)
         try:
@@ -341,8 +352,8 @@ def prepare_feature_cache(
         f"feature cache: {folder} (frozen encoders of {', '.join(inputs)}; trainer.feature_cache=off turns it off)",
         show,
     )
-    encoders = {m: model.encoders[m] for m in inputs}
-    dims = {m: int(e.out_dim) for m, e in encoders.items()}
+    encoders = {m: cast(PrecomputedInputs, model).encoders[m] for m in inputs}
+    dims = {m: cast(int, e.out_dim) for m, e in encoders.items()}
     weights = {m: weights_digest(e) for m, e in encoders.items()}
     files: dict[str, dict[str, Path]] = {}
     written = True

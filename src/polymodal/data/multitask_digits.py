@@ -146,8 +146,9 @@ def _mnist(root: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Images and digits of each split: the packaged avdigits images (``root`` None) or ``root/mnist/mnist.npz``."""
     if root is None:
         return {
-            split: tuple(a[:n] for a in avdigits.digit_images(split))  # type: ignore[misc]
+            split: (images[:n], digits[:n])
             for split, n in (("train", MNIST_TRAIN), ("val", MNIST_VAL), ("test", MNIST_TEST))
+            for images, digits in [avdigits.digit_images(split)]
         }
     mnist = read_mnist(Path(root) / "mnist" / "mnist.npz")
     return {

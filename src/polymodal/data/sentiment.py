@@ -138,7 +138,7 @@ def convert_pickle(path: Path, fmt: str, trust_pickle: bool) -> Path:
     for split in SPLITS:
         arrays.update({f"{split}_{k}": v for k, v in _split_arrays(data[split], fmt, f"{path} [{split}]").items()})
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, allow_pickle=True, **arrays)
     try:
         tmp = cache.with_suffix(".tmp")
         tmp.write_bytes(buffer.getvalue())

@@ -6,10 +6,10 @@ A source is registered in ``DATASETS`` under the name a recipe gives as ``data.n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -134,9 +134,11 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
         _add_captions(bundle, data, seed)
     if data.train_part:
         k, n = data.train_part
-        bundle.train = Subset(bundle.train, part_indices(len(bundle.train), k, n))
+        bundle.train = Subset(bundle.train, part_indices(len(cast(Sized, bundle.train)), k, n))
     if data.max_train_samples:
-        bundle.train = Subset(bundle.train, subset_indices(len(bundle.train), data.max_train_samples, seed))
+        bundle.train = Subset(
+            bundle.train, subset_indices(len(cast(Sized, bundle.train)), data.max_train_samples, seed)
+        )
     bundle.val, bundle.test = _eval_subset(bundle.val, data), _eval_subset(bundle.test, data)
     for m in bundle.modalities:
         if m not in bundle.shapes:
@@ -169,7 +171,7 @@ def _eval_subset(dataset: Dataset, data: Any) -> Dataset:
     scored on the same samples."""
     if not data.max_eval_samples:
         return dataset
-    return Subset(dataset, subset_indices(len(dataset), data.max_eval_samples, 0))
+    return Subset(dataset, subset_indices(len(cast(Sized, dataset)), data.max_eval_samples, 0))
 
 
 def fit_data_settings(data: Any) -> dict[str, Any]:
@@ -231,7 +233,7 @@ def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
     """The embedded AV-digits data (``data.root`` may point at another build of the .npz)."""
     _list_of_modalities(data)
     kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
-    return fixed_splits(data, *(AVDigits(split, **kwargs) for split in ("train", "val", "test")))
+    return fixed_splits(data, AVDigits("train", **kwargs), AVDigits("val", **kwargs), AVDigits("test", **kwargs))
 
 
 @DATASETS.register("avmnist", reads("root"))
@@ -241,7 +243,7 @@ def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
     _list_of_modalities(data)
     if not data.root:
         return fixed_splits(data, *embedded_avmnist_splits())
-    return fixed_splits(data, *(AVMNIST(split, data.root) for split in ("train", "val", "test")))
+    return fixed_splits(data, AVMNIST("train", data.root), AVMNIST("val", data.root), AVMNIST("test", data.root))
 
 
 def manifest_split(
@@ -321,15 +323,17 @@ def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     class_names = list(train.class_names) if data.task == "classification" else None
     columns = dict(train.columns)
     by_column = {c: m for m, c in columns.items()}
+    training: Dataset = train
+    val: Dataset
     if data.val:
         val = manifest_split(data.val, data, class_names, by_column, progress)
         check_same_shapes(val, shapes, data.train)
     else:
-        train, val = carve_validation(train, data, seed, "add rows or give data.val")
+        training, val = carve_validation(train, data, seed, "add rows or give data.val")
     test = manifest_split(data.test, data, class_names, by_column, progress)
     check_same_shapes(test, shapes, data.train)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
-    return DataBundle(train, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
+    return DataBundle(training, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
 
 
 def sentiment_bundle(data: Any, train: Dataset, val: Dataset, test: SequenceDataset) -> DataBundle:
@@ -380,8 +384,8 @@ def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
         raise ConfigError("data.task: selfmi-digits is a regression task; set data.task: regression")
     kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
     _list_of_modalities(data)
-    splits = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
-    return fixed_splits(data, *splits, "regression")
+    train, val, test = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
+    return fixed_splits(data, train, val, test, "regression")
 
 
 @DATASETS.register("multitask-digits", reads("root", "tasks", "low_data_examples"))
@@ -429,15 +433,16 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
     for name, split in splits.items():
         if split.shapes != train.shapes or split.columns != train.columns:
             raise DataError(f"{getattr(data, name)}: packed with other columns or shapes than {data.train}")
+    training: Dataset = train
     if data.val:
         val: Dataset = splits["val"]
     else:
-        train, val = carve_validation(train, data, seed, "pack more rows or give data.val")
+        training, val = carve_validation(train, data, seed, "pack more rows or give data.val")
     shapes = dict(splits["test"].shapes)
     dtypes = non_float_dtypes(splits["test"].dtypes)
     columns = dict(splits["test"].columns)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
-    return DataBundle(train, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)
+    return DataBundle(training, val, splits["test"], data.task, modalities, shapes, dtypes, class_names, columns)
 
 
 @DATASETS.register("memory", DatasetOptions)

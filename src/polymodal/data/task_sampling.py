@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
 MODES = ("round_robin", "proportional")
+
+
+class TaskTable(Protocol):
+    """A dataset whose samples each belong to one task: ``tasks`` (N,) holds every sample's task id."""
+
+    tasks: Tensor
 
 
 class TaskBatchSampler(Sampler[list[int]]):

@@ -52,7 +52,8 @@ def _pooled(value: Tensor) -> Tensor:
 def _raw(dataset: Any, names: Sequence[str], limit: int) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
     """One pass over the first ``limit`` samples: their (N,) targets, and for each modality the (n, D) raw vectors
     and (n,) targets of the samples that have it (modalities whose vectors differ in size are left out)."""
-    targets, rows = [], {m: ([], []) for m in names}
+    targets: list[Tensor] = []
+    rows: dict[str, tuple[list[Tensor], list[Tensor]]] = {m: ([], []) for m in names}
     for i in range(min(len(dataset), limit)):
         sample = dataset[i]
         target = torch.as_tensor(sample["target"]).float()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from torch import Tensor
@@ -34,7 +35,15 @@ def exact_match(pred: Tensor, target: Tensor) -> float:
     return float((pred == target).all(1).double().mean())
 
 
-def task_scores(pred: Tensor, target: Tensor, tasks: Sequence[TaskSpec]) -> dict[str, dict[str, float]]:
+class TaskScore(TypedDict):
+    """One task's score: its metric's name, the value and the number of examples scored."""
+
+    metric: str
+    value: float
+    examples: int
+
+
+def task_scores(pred: Tensor, target: Tensor, tasks: Sequence[TaskSpec]) -> dict[str, TaskScore]:
     """Score of every task present in ``target``: accuracy for classes, exact match for text.
 
     Args:
@@ -45,7 +54,7 @@ def task_scores(pred: Tensor, target: Tensor, tasks: Sequence[TaskSpec]) -> dict
     Returns:
         ``{task: {"metric": name, "value": score, "examples": n}}`` in task-table order.
     """
-    scores = {}
+    scores: dict[str, TaskScore] = {}
     for task_id, spec in enumerate(tasks):
         rows = target[:, 0] == task_id
         if not bool(rows.any()):

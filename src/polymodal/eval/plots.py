@@ -46,8 +46,8 @@ _SCALAR_NAMES = ("scale", "temperature")
 # Validation errors share the loss panel (same units as a regression loss), like the Trainer's minimised metrics.
 _ERROR_NAMES = ("mae", "mse")
 
-_SELECTED_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
-_CHANCE_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.5, "zorder": 3}  # drawn over bars
+_SELECTED_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
+_CHANCE_STYLE: dict[str, Any] = {"color": "0.45", "linestyle": ":", "linewidth": 1.5, "zorder": 3}  # drawn over bars
 
 
 def modality_color(name: str) -> str | None:
@@ -208,8 +208,8 @@ def plot_training_curves(
         columns.extend(c for c in row if c not in columns and c not in _AXIS_COLUMNS)
     series: dict[str, tuple[list[float], list[float]]] = {}
     for column in columns:
-        points = [(x, _number(row.get(column))) for x, row in zip(xs, rows, strict=True)]
-        points = [(x, y) for x, y in points if x is not None and y is not None]
+        found = [(x, _number(row.get(column))) for x, row in zip(xs, rows, strict=True)]
+        points = [(x, y) for x, y in found if x is not None and y is not None]
         if points:
             series[column] = ([x for x, _ in points], [y for _, y in points])
     if not series:
@@ -402,8 +402,8 @@ def plot_modality_accuracy(
     fig, ax = _subplots(figsize=(6, 4))
     ys_all = []
     for name in names:
-        points = [(_number(r.get("epoch")), _number(r.get(name))) for r in rows]
-        points = [(x, y) for x, y in points if x is not None and y is not None]
+        found = [(_number(r.get("epoch")), _number(r.get(name))) for r in rows]
+        points = [(x, y) for x, y in found if x is not None and y is not None]
         modality = "fused" if name == names[0] else name[len("val_") : -len(suffix)]
         label = "fused" if name == names[0] else f"{modality} alone"
         ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label, color=modality_color(modality))

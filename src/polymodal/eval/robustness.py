@@ -355,9 +355,10 @@ class SubsetScorer:
                 else:
                     self.inputs = None
                 batch = move_to(batch, device)
-                features = predictor.encode(batch) if self.batches is not None else None
-                if features is None:
-                    if self.batches:
+                batches = self.batches
+                features = predictor.encode(batch) if batches is not None else None
+                if batches is None or features is None:
+                    if batches:
                         raise ValueError("encode gave features for some batches only")
                     self.batches = None
                     out = predictor.predict(batch)
@@ -365,7 +366,7 @@ class SubsetScorer:
                     out = predictor.predict_features(features, batch["present"])
                     dropped = drop_modalities(_first_row(batch), list(batch["inputs"]))
                     blank = predictor.encode(dropped) if subsets else {}
-                    self.batches.append((features, blank or {}, batch["present"]))
+                    batches.append((features, blank or {}, batch["present"]))
                 outputs.append(out.detach().cpu())
                 targets.append(batch["target"].detach().cpu())
         if not outputs:
@@ -388,7 +389,7 @@ class SubsetScorer:
             return single_modality_scores(
                 self.predictor.predict, self.loader, modalities, score, self.device, self.show
             )
-        return {m: float(score(self._outputs(lambda k, m=m: k == m), self.targets)) for m in modalities}
+        return {m: float(score(self._outputs(m.__eq__), self.targets)) for m in modalities}
 
     def without(self, modalities: Sequence[str], score: Score) -> dict[str, float]:
         """``{modality: score without that modality}``, as :func:`missing_modality_scores`."""
@@ -396,7 +397,7 @@ class SubsetScorer:
             return missing_modality_scores(
                 self.predictor.predict, self.loader, modalities, score, self.device, self.show
             )
-        return {m: float(score(self._outputs(lambda k, m=m: k != m), self.targets)) for m in modalities}
+        return {m: float(score(self._outputs(m.__ne__), self.targets)) for m in modalities}
 
     def noise_curves(
         self, modalities: Sequence[str], levels: Sequence[float], score: Score, seed: int = 0

@@ -57,7 +57,7 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_
         Tensor of shape (n_freqs, n_mels), float32.
     """
     bins = np.linspace(0.0, sample_rate / 2, n_freqs)
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    edges = np.asarray(mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)))
     left, centre, right = edges[:-2], edges[1:-1], edges[2:]
     rising = (bins[:, None] - left) / (centre - left)
     falling = (right - bins[:, None]) / (right - centre)
@@ -235,12 +235,12 @@ class AudioAdapter:
         if wave.ndim != 1 or wave.size == 0:
             raise DataError(f"waveform: expected a non-empty 1-D array, got shape {wave.shape}")
         check_sample_rate(sample_rate, "waveform")
-        wave = torch.from_numpy(resample(wave, sample_rate, self.cfg.sample_rate))
+        samples = torch.from_numpy(resample(wave, sample_rate, self.cfg.sample_rate))
         if self.cfg.features == "waveform":
             if self.cfg.normalize:  # as wav2vec2's feature extractor: over the clip's own samples, not the padding
-                wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + WAVE_EPSILON)
-            return self.fit_samples(wave)
-        return self.fit_frames(log_mel(wave, self.cfg))
+                samples = (samples - samples.mean()) / torch.sqrt(samples.var(unbiased=False) + WAVE_EPSILON)
+            return self.fit_samples(samples)
+        return self.fit_frames(log_mel(samples, self.cfg))
 
     def fit_samples(self, wave: Tensor) -> Tensor:
         """Crops (``cfg.crop``), or right-pads with zeros (silence), a (T,) waveform to (1, max_frames * hop_length)."""

@@ -131,9 +131,10 @@ class LowRankFusion(nn.Module):
 
     def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor], head: nn.Module) -> Tensor:
         """features: modality -> (B, D_m); present: modality -> (B,) bool. Returns head output (B, C)."""
-        product = None
-        for m in self.modalities:
-            z = _with_one(features[m], present[m])
-            term = torch.einsum("bd,rdo->bro", z, self.factors[m])  # (B, rank, dim)
-            product = term if product is None else product * term
+        terms = [  # (B, rank, dim) each
+            torch.einsum("bd,rdo->bro", _with_one(features[m], present[m]), self.factors[m]) for m in self.modalities
+        ]
+        product = terms[0]
+        for term in terms[1:]:
+            product = product * term
         return head(product.sum(1) + self.bias)

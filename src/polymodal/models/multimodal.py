@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,6 @@ class MultimodalModel(nn.Module):
         device = next(self.parameters()).device
         for m, enc in self.encoders.items():
             if m not in features:  # modality not in this batch at all: absent everywhere
-                features[m] = torch.zeros(batch, enc.out_dim, device=device)
+                features[m] = torch.zeros(batch, cast(int, enc.out_dim), device=device)
         mask = {m: present.get(m, torch.zeros(batch, dtype=torch.bool, device=device)) for m in self.encoders}
         return self.fusion(features, mask, self.head if head is None else head)

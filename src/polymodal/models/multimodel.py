@@ -99,10 +99,10 @@ class MultiModel(nn.Module):
         self.modalities = [*nets, "text"]
         self.task_embed = nn.Embedding(max_tasks, dim)
 
-        def moe() -> nn.Module | None:
+        def moe() -> MixtureOfExperts | None:
             return MixtureOfExperts(dim, num_experts, k, expert_hidden) if use_moe else None
 
-        def attention() -> nn.Module | None:
+        def attention() -> AttentionBlock | None:
             return AttentionBlock(dim, heads, dropout) if use_attention else None
 
         # Encoder: conv, experts, dilated conv, self-attention.
@@ -170,15 +170,16 @@ class MultiModel(nn.Module):
         if tokens is not None and tokens.shape[1]:
             h = torch.cat([h, self.embed(tokens)], dim=1)
         h = h + timing_signal(h.shape[1], self.dim, h.device)
-        if self.use_attention:
+        if self.mixer_attention is not None:
             h = self.mixer_attention(h, memory, memory_mask)
         else:
             weights = memory_mask.unsqueeze(-1).to(memory.dtype)
             h = h + ((memory * weights).sum(1) / weights.sum(1).clamp(min=1)).unsqueeze(1)
         h = self.mixer_conv(h)
         h = self.decoder_conv[0](h)
-        if self.use_attention:
+        if self.decoder_self_attention is not None:
             h = self.decoder_self_attention(h, causal=True)
+        if self.decoder_attention is not None:
             h = self.decoder_attention(h, memory, memory_mask)
         if self.decoder_moe is not None:
             h = self.decoder_moe(h)

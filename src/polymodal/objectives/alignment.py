@@ -60,11 +60,11 @@ def dense_alignment_loss(
     Returns:
         Scalar loss.
     """
-    weights = weights or {}
+    weights, intra = weights or {}, intra or {}
     terms = [
         weights.get((leaf, modality), 1.0) * info_nce(x, y, scale)
         for leaf, x in projected.items()
         for modality, y in base.items()
     ]
-    terms += [intra_weight * info_nce(intra[a], intra[b], scale) for a, b in combinations(sorted(intra or {}), 2)]
+    terms += [intra_weight * info_nce(intra[a], intra[b], scale) for a, b in combinations(sorted(intra), 2)]
     return torch.stack(terms).sum()

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
+from polymodal.models.multimodal import MultimodalModel
 from polymodal.objectives import project_gradient, update_projector
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
@@ -45,7 +46,7 @@ def entropy_weights(logits: Tensor, present: Tensor) -> Tensor:
 
 
 @STRATEGIES.register("alternating", AlternatingConfig)
-class AlternatingStrategy(Strategy):
+class AlternatingStrategy(Strategy[MultimodalModel, AlternatingConfig]):
     """MLA: one update per modality per batch, each through that modality's encoder and the shared head.
 
     Training alternates modalities so no modality can lean on another (modality laziness). With ``projection``, the
@@ -84,7 +85,7 @@ class AlternatingStrategy(Strategy):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: MultimodalModel,
         data: DataSpec,
         projection: bool,
         alpha: float,
@@ -143,10 +144,11 @@ class AlternatingStrategy(Strategy):
                     layer.weight.grad.copy_(grad.to(layer.weight.grad.dtype))
                 if name in self._inputs:
                     self.projectors[name] = update_projector(projector, self._inputs[name].to(projector), alpha)
-        scale = self.lr_scale.get(self._modality, 1.0) if self._modality is not None else 1.0
-        if scale != 1.0:
+        modality = self._modality
+        scale = self.lr_scale.get(modality, 1.0) if modality is not None else 1.0
+        if modality is not None and scale != 1.0:
             # Only this update's modules have gradients (the Trainer zeroes them, set_to_none, before each update).
-            for module in (self.model.encoders[self._modality], self.model.head):
+            for module in (self.model.encoders[modality], self.model.head):
                 for p in module.parameters():
                     if p.grad is not None:
                         p.grad.mul_(scale)

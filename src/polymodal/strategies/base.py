@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from torch import Tensor, nn
 
@@ -16,6 +16,19 @@ from polymodal.registry import ComponentConfig, Registry
 STRATEGIES = Registry("strategy")
 
 TASK_KINDS = ("classification", "regression")
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
+OptionsT = TypeVar("OptionsT", bound=ComponentConfig)
+
+
+class SplitModel(Protocol):
+    """A model whose outputs split into per-modality features and their fusion (``MultimodalModel``)."""
+
+    def encode(self, inputs: Mapping[str, Tensor], lengths: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Modality -> (B, D_m) features of the modalities in ``inputs``."""
+
+    def fuse(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+        """(B, C) outputs from per-modality features and presence masks."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class Needs:
     epochs: tuple[int, str, str] | None = None
 
 
-class Strategy:
+class Strategy(Generic[ModelT, OptionsT]):
     """Base strategy: supervised loss on the model's output.
 
     Subclasses override ``step`` (what one optimisation step computes) and ``predict`` (the evaluation output), and
@@ -59,13 +72,13 @@ class Strategy:
     # Whether the strategy has ``embed`` and ``match`` for the frozen-feature evaluation (``eval.representation``).
     representation: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, data: DataSpec) -> None:
+    def __init__(self, model: ModelT, data: DataSpec) -> None:
         self.model = model
         self.data = data
         self.task = data.task
 
     @classmethod
-    def needs(cls, options: ComponentConfig) -> Needs:
+    def needs(cls, options: OptionsT) -> Needs:
         """What the strategy needs with these options (its validated config); default: a model with fused
         outputs, either task kind, any data with one target per sample."""
         return Needs()
@@ -90,7 +103,7 @@ class Strategy:
         ``predict`` but not ``encode``.
         """
         split = type(self).predict is Strategy.predict and all(hasattr(self.model, a) for a in ("encode", "fuse"))
-        return self.model.encode(batch["inputs"], batch.get("lengths")) if split else None
+        return cast(SplitModel, self.model).encode(batch["inputs"], batch.get("lengths")) if split else None
 
     def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         """Evaluation outputs (B, C) from ``encode``'s features and presence masks (B,) per modality.
@@ -98,7 +111,7 @@ class Strategy:
         A modality that ``present`` marks absent for a sample has, in ``features``, what ``encode`` gives for a
         missing sample (zero inputs), exactly what ``predict`` would see with that modality dropped.
         """
-        return self.model.fuse(features, present)
+        return cast(SplitModel, self.model).fuse(features, present)
 
     def evaluate(self, loader: Any, device: Any, plots_dir: Path | None = None) -> dict[str, Any] | None:
         """The strategy's own evaluation report, for outputs the standard report cannot score (default: none).
@@ -134,7 +147,8 @@ class Strategy:
         A module with an ``lr_scale`` other than 1 (an ``hf`` or ``from_run`` encoder) gets a group of its own with
         that ``lr_scale``, which the optimizer multiplies into its learning rate; the rest share one group.
         """
-        groups, scaled = [], set()
+        groups: list[dict[str, Any]] = []
+        scaled: set[int] = set()
         for module in self.model.modules():
             scale = getattr(module, "lr_scale", 1.0)
             if not isinstance(scale, float) or scale == 1.0 or any(id(p) in scaled for p in module.parameters()):

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.data.collate import move_to
 from polymodal.data.spec import DataSpec
-from polymodal.models.bridge import CMCRProjector
+from polymodal.models.bridge import BridgeProjector, CMCRProjector
 from polymodal.objectives import dense_alignment_loss, info_nce
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
@@ -26,7 +26,7 @@ class BridgeConfig(ComponentConfig):
 
 
 @STRATEGIES.register("bridge", BridgeConfig)
-class BridgeStrategy(Strategy):
+class BridgeStrategy(Strategy[BridgeProjector | CMCRProjector, BridgeConfig]):
     """Trains only the projectors between two frozen contrastive spaces, on pseudo-pair tuples.
 
     With a :class:`BridgeProjector` (``model.name: exmcr``) this is Ex-MCR (arXiv 2310.08884): the leaf space is
@@ -56,7 +56,11 @@ class BridgeStrategy(Strategy):
         return Needs(model={"projector": "strategy.name", **dense})
 
     def __init__(
-        self, model: nn.Module, data: DataSpec, intra_weight: float, weights: dict[str, dict[str, float]]
+        self,
+        model: BridgeProjector | CMCRProjector,
+        data: DataSpec,
+        intra_weight: float,
+        weights: dict[str, dict[str, float]],
     ) -> None:
         super().__init__(model, data)
         self.intra_weight = intra_weight
@@ -65,7 +69,7 @@ class BridgeStrategy(Strategy):
     def step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         scale = self.model.scale()
         if isinstance(self.model, CMCRProjector):
-            loss = self._cmcr_loss(batch["base"], batch["leaf"], scale)
+            loss = self._cmcr_loss(self.model, batch["base"], batch["leaf"], scale)
         else:
             leaf = batch["leaf"]
             projected = {m: self.model(x) for m, x in leaf.items()}
@@ -73,10 +77,12 @@ class BridgeStrategy(Strategy):
             loss = dense_alignment_loss(projected, batch["base"], scale, intra, self.weights, self.intra_weight)
         return {"loss": loss, "scale": scale.detach()}
 
-    def _cmcr_loss(self, base: dict[str, Tensor], leaf: dict[str, Tensor], scale: Tensor) -> Tensor:
+    def _cmcr_loss(
+        self, model: CMCRProjector, base: dict[str, Tensor], leaf: dict[str, Tensor], scale: Tensor
+    ) -> Tensor:
         overlap = set(base) & set(leaf)
-        pb = {m: self.model.base(x) for m, x in base.items()}
-        pl = {m: self.model.leaf(x) for m, x in leaf.items()}
+        pb = {m: model.base(x) for m, x in base.items()}
+        pl = {m: model.leaf(x) for m, x in leaf.items()}
         inter = [
             info_nce(pb[b], pl[a], scale)
             for b, a in product(pb, pl)

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.data.collate import move_to
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.eval.metrics import cross_modal_retrieval
+from polymodal.models.multimodal import MultimodalModel
 from polymodal.objectives import info_nce
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
@@ -24,7 +25,7 @@ class ContrastiveConfig(ComponentConfig):
 
 
 @STRATEGIES.register("contrastive", ContrastiveConfig)
-class ContrastiveStrategy(Strategy):
+class ContrastiveStrategy(Strategy[MultimodalModel, ContrastiveConfig]):
     """Symmetric InfoNCE (CLIP, arXiv 2103.00020) between the projected embeddings of paired modalities.
 
     A batch's samples are the pairs: row i of one modality is the positive of row i of the other, every other row a
@@ -44,10 +45,10 @@ class ContrastiveStrategy(Strategy):
         inputs = {m: "strategy.pairs" for pair in options.pairs or () for m in pair}
         return Needs(model={"projections": "strategy.name"}, inputs=inputs, min_modalities=2)
 
-    def __init__(self, model: nn.Module, data: DataSpec, pairs: list[tuple[str, str]] | None) -> None:
+    def __init__(self, model: MultimodalModel, data: DataSpec, pairs: list[tuple[str, str]] | None) -> None:
         super().__init__(model, data)
         modalities = list(model.modalities)
-        self.pairs = [tuple(p) for p in pairs] if pairs else list(combinations(modalities, 2))
+        self.pairs = [(a, b) for a, b in pairs] if pairs else list(combinations(modalities, 2))
         for pair in self.pairs:
             for m in pair:
                 if m not in modalities:

@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.data.spec import DataSpec
+from polymodal.models.multimodal import MultimodalModel
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
@@ -19,7 +20,7 @@ class JointConfig(ComponentConfig):
 
 
 @STRATEGIES.register("joint", JointConfig)
-class JointStrategy(Strategy):
+class JointStrategy(Strategy[MultimodalModel, JointConfig]):
     """Fused supervised training with optional modality dropout and per-modality auxiliary losses.
 
     Modality dropout hides each present modality of a sample with probability ``modality_dropout`` (never all of
@@ -42,7 +43,7 @@ class JointStrategy(Strategy):
         fusion = {"fusion": "strategy.unimodal_weight"} if options.unimodal_weight > 0 else {}
         return Needs(model={"outputs": "strategy.name", **fusion})
 
-    def __init__(self, model: nn.Module, data: DataSpec, modality_dropout: float, unimodal_weight: float) -> None:
+    def __init__(self, model: MultimodalModel, data: DataSpec, modality_dropout: float, unimodal_weight: float) -> None:
         super().__init__(model, data)
         self.modality_dropout = modality_dropout
         self.unimodal_weight = unimodal_weight

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Subset
 
 from polymodal.data.collate import move_to
 from polymodal.data.spec import DataSpec
-from polymodal.data.task_sampling import TaskBatchSampler
+from polymodal.data.task_sampling import TaskBatchSampler, TaskTable
 from polymodal.eval.multitask import expert_utilisation, plot_expert_utilisation, task_scores
+from polymodal.models.multimodel import MultiModel
 from polymodal.objectives import cross_entropy, masked_token_loss
 from polymodal.objectives.load_balancing import load_balancing_loss
 from polymodal.registry import ComponentConfig
@@ -27,7 +28,7 @@ class MultitaskConfig(ComponentConfig):
 
 
 @STRATEGIES.register("multitask", MultitaskConfig)
-class MultitaskStrategy(Strategy):
+class MultitaskStrategy(Strategy[MultiModel, MultitaskConfig]):
     """Every task through one shared body; one optimizer update per task present in a batch.
 
     "One Model To Learn Them All" (Kaiser et al., arXiv 1706.05137): a :class:`~polymodal.models.MultiModel` is trained
@@ -54,7 +55,7 @@ class MultitaskStrategy(Strategy):
         return Needs(model={"task_body": "strategy.name"}, tasks=("classification",), task_table=True)
 
     def __init__(
-        self, model: nn.Module, data: DataSpec, importance_weight: float, load_weight: float, sampling: str
+        self, model: MultiModel, data: DataSpec, importance_weight: float, load_weight: float, sampling: str
     ) -> None:
         super().__init__(model, data)
         self.importance_weight, self.load_weight = importance_weight, load_weight
@@ -66,7 +67,9 @@ class MultitaskStrategy(Strategy):
         if self.sampling == "mixed":
             return None
         # A ``data.max_train_samples`` subset keeps the task ids of the rows it selected.
-        tasks = dataset.dataset.tasks[dataset.indices] if isinstance(dataset, Subset) else dataset.tasks
+        tasks = (
+            cast(TaskTable, dataset.dataset).tasks[dataset.indices] if isinstance(dataset, Subset) else dataset.tasks
+        )
         return TaskBatchSampler(tasks, batch_size, seed, self.sampling, rank, world_size)
 
     def substeps(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,6 +110,8 @@ class MultitaskStrategy(Strategy):
         """The balancing loss summed over the MoE layers of the last forward pass (0 without MoE)."""
         total = torch.zeros((), device=next(self.model.parameters()).device)
         for layer in self.model.moe_layers().values():
+            if layer.importance is None or layer.load is None:
+                continue  # a layer that has not run yet has nothing to balance
             total = total + load_balancing_loss(layer.importance, layer.load, self.importance_weight, self.load_weight)
         return total
 
@@ -141,7 +146,8 @@ class MultitaskStrategy(Strategy):
     def _routing(self, part: dict[str, Any]) -> dict[str, Tensor]:
         """Tokens routed to each expert per MoE layer in one teacher-forced pass (the decoder as in training)."""
         self._output_loss(part)
-        return {name: layer.routed.sum(0).cpu() for name, layer in self.model.moe_layers().items()}
+        layers = self.model.moe_layers().items()
+        return {name: layer.routed.sum(0).cpu() for name, layer in layers if layer.routed is not None}
 
     @torch.no_grad()
     def evaluate(self, loader: Any, device: torch.device | str, plots_dir: Path | None = None) -> dict[str, Any]:

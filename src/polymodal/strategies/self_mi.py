@@ -9,6 +9,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from polymodal.data.spec import DataSpec
+from polymodal.models.multimodal import MultimodalModel
 from polymodal.objectives import cpc_loss, l1_loss, relative_distance, smooth_labels, unimodal_labels
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
@@ -27,7 +28,7 @@ class SelfMIConfig(ComponentConfig):
 
 
 @STRATEGIES.register("self_mi", SelfMIConfig)
-class SelfMIStrategy(Strategy):
+class SelfMIStrategy(Strategy[MultimodalModel, SelfMIConfig]):
     """Fused L1 regression plus Self-MM's unimodal label generation and MMIM's CPC terms, each switchable.
 
     Self-MI (Nguyen et al., arXiv 2311.03785) trains the fused head on the human label, one head per modality on
@@ -68,7 +69,7 @@ class SelfMIStrategy(Strategy):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: MultimodalModel,
         data: DataSpec,
         ulgm: bool,
         cpc: bool,

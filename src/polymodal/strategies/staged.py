@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.data.spec import DataSpec
-from polymodal.models.stream import patchify
+from polymodal.models.stream import MoMoModel, patchify
 from polymodal.objectives import (
     cross_entropy,
     hard_negatives,
@@ -83,7 +83,7 @@ def random_token_mask(lengths: Tensor, steps: int, ratio: float) -> Tensor:
 
 
 @STRATEGIES.register("staged", StagedConfig)
-class StagedStrategy(Strategy):
+class StagedStrategy(Strategy[MoMoModel, StagedConfig]):
     """MoMo: one shared encoder pre-trained in stages, with cross-modal simultaneous gradient accumulation.
 
     Each stage names the data it draws from every batch (``image`` alone, ``text`` alone, ``pair`` = image and
@@ -128,7 +128,7 @@ class StagedStrategy(Strategy):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: MoMoModel,
         data: DataSpec,
         stages: list[dict[str, Any]],
         updates: str,
@@ -179,7 +179,8 @@ class StagedStrategy(Strategy):
                 if "itm" in objectives:
                     parts["itm"] = self._matching(inputs["image"], inputs["text"], lengths, projected, same)
         parts["probe"] = self._probe(batch, kinds, features)
-        return {"loss": sum(parts.values()), **{k: v.detach() for k, v in parts.items()}}
+        loss = cast(Tensor, sum(parts.values()))  # a tensor: "probe" is always there
+        return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
 
     def _masked_patches(self, image: Tensor) -> Tensor:
         encoder = self.model.encoder
@@ -232,7 +233,8 @@ class StagedStrategy(Strategy):
         return self.model.encode(inputs, batch.get("lengths"))
 
     def predict_features(self, features: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        total, count = 0.0, 0.0
+        total: Tensor | float = 0.0
+        count: Tensor | float = 0.0
         for m, f in features.items():
             weight = present[m].to(f.dtype)[:, None]
             total = total + torch.log_softmax(self.model.probes[m](f).float(), dim=-1) * weight

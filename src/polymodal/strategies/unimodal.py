@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
+from polymodal.models.multimodal import MultimodalModel
 from polymodal.registry import ComponentConfig
 from polymodal.strategies.base import STRATEGIES, Needs, Strategy
 
@@ -18,7 +19,7 @@ class UnimodalConfig(ComponentConfig):
 
 
 @STRATEGIES.register("unimodal", UnimodalConfig)
-class UnimodalStrategy(Strategy):
+class UnimodalStrategy(Strategy[MultimodalModel, UnimodalConfig]):
     """Single-modality baseline: every other modality is hidden from the model.
 
     Args:
@@ -31,7 +32,7 @@ class UnimodalStrategy(Strategy):
     def needs(cls, options: UnimodalConfig) -> Needs:
         return Needs(inputs={options.modality: "strategy.modality"})
 
-    def __init__(self, model: nn.Module, data: DataSpec, modality: str) -> None:
+    def __init__(self, model: MultimodalModel, data: DataSpec, modality: str) -> None:
         super().__init__(model, data)
         if modality not in model.modalities:
             raise ConfigError(f"strategy.modality: the model has no encoder for {modality!r}")

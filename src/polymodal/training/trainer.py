@@ -6,9 +6,9 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -325,7 +325,7 @@ class Trainer:
         for k, v in [*self.running.items(), ("_n", n)]:
             self.epoch_running[k] = self.epoch_running.get(k, 0.0) + v
         values = {f"train_{k}": v / n for k, v in self.running.items()}
-        values["lr"] = self.scheduler.get_last_lr()[0]
+        values["lr"] = float(self.scheduler.get_last_lr()[0])
         self._write(values)
         bar.set_postfix(loss=f"{values['train_loss']:.4f}")
         self.running = {}
@@ -360,7 +360,7 @@ class Trainer:
 
     def _end_epoch(self, started: float) -> None:
         metrics: dict[str, float] = {}
-        if self._validates():
+        if self._validates() and self.evaluate is not None:
             self.model.eval()
             # Validation leaves torch's random state as it found it (a DataLoader draws a seed per iteration), so
             # what is trained does not depend on how often, or how, it is validated.
@@ -396,7 +396,7 @@ class Trainer:
         rank, size = self.world.rank, self.world.size
         batches = self.strategy.batch_sampler(dataset, self.batch_size, self.config.seed, rank, size)
         if batches is None:
-            sampler = EpochSampler(len(dataset), self.config.seed, rank, size)  # type: ignore[arg-type]
+            sampler = EpochSampler(len(cast(Sized, dataset)), self.config.seed, rank, size)
             steps_per_epoch, skip_unit = math.ceil(len(sampler) / self.batch_size), self.batch_size
             batching: dict[str, Any] = {"batch_size": self.batch_size, "sampler": sampler}
         else:
@@ -422,7 +422,7 @@ class Trainer:
                 purge = self.step + 1 if resume else None
                 self.tensorboard = TensorBoardLog(self.run_dir / "tensorboard", purge)
         say(
-            f"training: {self.config.epochs} epochs of {steps_per_epoch} steps ({len(dataset)} samples, "
+            f"training: {self.config.epochs} epochs of {steps_per_epoch} steps ({len(cast(Sized, dataset))} samples, "
             f"batches of {self.batch_size}{f' x {size} processes' if size > 1 else ''}) on {self.device}",
             self.show,
         )
