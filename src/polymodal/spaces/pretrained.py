@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import read_wav, resample
 from polymodal.modalities.huggingface import import_transformers, load_model, load_tokenizer
-from polymodal.spaces import ContrastiveSpace
+from polymodal.spaces.base import ContrastiveSpace
 
 KINDS = ("hf-clip", "clap", "open_clip")
 BATCH_SIZE = 32

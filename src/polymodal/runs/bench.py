@@ -24,7 +24,7 @@ from polymodal.config import load_config
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError
-from polymodal.runs import build_strategy
+from polymodal.runs.train import build_strategy
 from polymodal.training import Trainer, seed_everything
 from polymodal.training.trainer import build_optimizer, build_scheduler, resolve_device
 
