@@ -61,7 +61,7 @@ def _plain_loop(strategy: Any, data: _Timed, config: Any, batch_size: int, devic
     steps = len(data) // batch_size
     scheduler = build_scheduler(optimizer, config.scheduler, steps)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)  # type: ignore[arg-type]
+    loader: DataLoader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)  # type: ignore[arg-type]
     started = time.perf_counter()
     for batch in loader:
         batch = move_to(batch, device)

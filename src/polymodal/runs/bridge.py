@@ -128,11 +128,11 @@ def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfi
         source = getattr(config.spaces, side)
         if source.run:
             folders[side] = Path(source.run)
-        elif sub_configs[side] is not None:
+        elif (sub_config := sub_configs[side]) is not None:
             folder = out / "spaces" / side
             if not (folder / "metrics.json").is_file():
                 say(f"bridge: training the {side} space ({source.recipe}) in {folder}", config.trainer.progress)
-                train_run(sub_configs[side], folder, resume=(folder / "checkpoints").is_dir())
+                train_run(sub_config, folder, resume=(folder / "checkpoints").is_dir())
             folders[side] = folder
         else:
             folders[side] = None
@@ -199,7 +199,7 @@ def _bridge(
         "dtypes": {},
         "class_names": bundle.class_names,
         "columns": None,
-        "spaces": {side: str(folders[side].resolve()) if folders[side] else None for side in SIDES},
+        "spaces": {side: str(folder.resolve()) if folder else None for side, folder in folders.items()},
         "overlap": spaces_cfg.overlap,
     }
     run_dir.write_info(info)

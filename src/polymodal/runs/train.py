@@ -171,7 +171,8 @@ def _fit_and_report(
     started = time.perf_counter()
     # Frozen encoders' features, computed once (or found from an earlier run): the epochs read them, not raw inputs.
     cache = prepare_feature_cache(config, bundle, strategy.model, device, world.is_main, world.barrier)
-    train_set, collate, epoch_val_loader = bundle.train, bundle.collate(), val_loader
+    collate: Any = bundle.collate()
+    train_set, epoch_val_loader = bundle.train, val_loader
     if cache is not None:
         train_set, collate = cache.dataset("train", bundle.train), cache.collate(collate)
         epoch_val_loader = eval_loader(cache.dataset("val", bundle.val), bundle, config, collate)

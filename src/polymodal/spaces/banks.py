@@ -53,7 +53,7 @@ def embed_batches(
         if tensors:
             lengths = batch.get("lengths", {}).get(modality)
             parts.append(space.embed(modality, batch["inputs"][modality], lengths).cpu()[keep.cpu()])
-        elif len(index):
+        elif cells is not None and len(index):
             parts.append(space.embed_items(modality, [cells[modality][int(i)] for i in index]).cpu())
         targets.append(torch.as_tensor(batch["target"])[keep])
         indices.append(index)

@@ -66,7 +66,7 @@ class ModelSpace(ContrastiveSpace):
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", data: Any = None) -> None:
-        self.model = model.to(device).eval().requires_grad_(False)
+        self.model: Any = model.to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
         self.data = data
 
