@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from polymodal.config import load_config
-from polymodal.runs import train_run
+from polymodal.runs.train import train_run
 from polymodal.training.checkpoint import CheckpointManager
 
 METHODS = ("image", "audio", "late", "concat", "tensor", "lowrank", "mla")

@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-import polymodal.runs
+import polymodal.runs.train
 from polymodal.config import load_config
-from polymodal.runs import train_run
+from polymodal.runs.train import train_run
 from polymodal.training import Trainer
 
 TIMES: dict[str, list[float]] = {"epochs": [], "cache": []}
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here too")
     args = parser.parse_args()
     Trainer._run_epoch = _timed(Trainer._run_epoch, "epochs")  # type: ignore[method-assign]
-    polymodal.runs.prepare_feature_cache = _timed(polymodal.runs.prepare_feature_cache, "cache")
+    polymodal.runs.train.prepare_feature_cache = _timed(polymodal.runs.train.prepare_feature_cache, "cache")
     with tempfile.TemporaryDirectory() as folder:
         os.environ["POLYMODAL_CACHE"] = str(Path(folder) / "cache")
         runs = Path(folder) / "runs"

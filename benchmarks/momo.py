@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 
 from polymodal.config import load_config
-from polymodal.runs import evaluate_saved_run, load_run, train_run
+from polymodal.runs.inference import evaluate_saved_run
+from polymodal.runs.rundir import load_run
+from polymodal.runs.train import train_run
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))

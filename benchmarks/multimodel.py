@@ -36,7 +36,7 @@ import torch
 from polymodal.config import load_config
 from polymodal.data.multitask_digits import LOW_DATA_TASKS, PARSE_TRAIN, TASKS
 from polymodal.data.task_sampling import TaskBatchSampler
-from polymodal.runs import train_run
+from polymodal.runs.train import train_run
 from polymodal.training.trainer import EpochSampler
 
 RESULTS = Path(__file__).resolve().parent / "results" / "multimodel.json"

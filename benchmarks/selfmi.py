@@ -29,7 +29,7 @@ import torch
 
 from polymodal.config import load_config
 from polymodal.data.sources import build_data
-from polymodal.runs import train_run
+from polymodal.runs.train import train_run
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("SELFMI_RUNS", "/tmp/selfmi_runs"))

@@ -39,7 +39,7 @@ import polymodal  # noqa: E402
 from polymodal.config import load_config  # noqa: E402
 from polymodal.data.sources import build_data, fit_data_settings  # noqa: E402
 from polymodal.eval.diagnosis import nearest_neighbour_scores  # noqa: E402
-from polymodal.runs import train_run  # noqa: E402
+from polymodal.runs.train import train_run  # noqa: E402
 
 MODALITIES = ("image", "audio", "text")
 ENCODERS = {

@@ -23,7 +23,7 @@ Every measurement runs in fresh processes (the interpreter's start and the impor
     per epoch; checkpoints and the plain loop's test pass are left out on both sides.
 (c) ``polymodal demo`` cold, end to end, with the machine's default threads: the process's wall time and the phases
     of ``metrics.json``'s ``timing``; ``startup`` is the wall time outside the run (interpreter, imports, config),
-    ``import`` the time of ``import polymodal.runs`` alone in a fresh process.
+    ``import`` the time of ``import polymodal.runs.train`` alone in a fresh process.
 
 Results go to ``benchmarks/results/speed.{md,json}`` (``--out``) with the command, seeds, versions, hardware and the
 load average before and after each measurement.
@@ -396,8 +396,8 @@ def summarise_whole(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def import_seconds(env: dict[str, str]) -> float:
-    code = "import time; t = time.perf_counter(); import polymodal.runs; print(time.perf_counter() - t)"
-    return float(run_process([sys.executable, "-c", code], env, "import polymodal.runs")[1].strip())
+    code = "import time; t = time.perf_counter(); import polymodal.runs.train; print(time.perf_counter() - t)"
+    return float(run_process([sys.executable, "-c", code], env, "import polymodal.runs.train")[1].strip())
 
 
 def demo_run(demo: list[str], work: Path, env: dict[str, str], reference: Path | None) -> dict[str, Any]:
@@ -474,7 +474,7 @@ def hardware() -> str:
 
 def provenance(args: argparse.Namespace) -> dict[str, Any]:
     import polymodal
-    from polymodal.runs import git_commit
+    from polymodal.runs.provenance import git_commit
 
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -52,7 +52,7 @@ import smalldata  # noqa: E402
 
 import polymodal  # noqa: E402
 from polymodal.config import load_config  # noqa: E402
-from polymodal.runs import train_run  # noqa: E402
+from polymodal.runs.train import train_run  # noqa: E402
 
 PRETRAIN = {
     "image": ["strategy.modality=image", "model.encoders={image: {name: lenet, out_dim: 64}}"],

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from polymodal.bench import overhead
 from polymodal.cli import main
 from polymodal.errors import ConfigError
+from polymodal.runs.bench import overhead
 
 TINY = [
     "model.encoders.image={name: lenet, out_dim: 8, channels: [4, 4]}",

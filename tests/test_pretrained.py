@@ -18,9 +18,9 @@ from scipy.signal import resample_poly
 from torch import Tensor
 from torch.testing import assert_close
 
-from polymodal import pretrained
 from polymodal.errors import ConfigError, DataError
-from polymodal.pretrained import ClapSpace, HFClipSpace, OpenClipSpace, load_pretrained_space
+from polymodal.spaces import pretrained
+from polymodal.spaces.pretrained import ClapSpace, HFClipSpace, OpenClipSpace, load_pretrained_space
 
 WORDS = "a photo of dog cat bird car red blue sound loud quiet music".split()
 SPECIAL = ["<s>", "<pad>", "</s>", "<unk>"]

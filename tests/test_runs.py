@@ -16,7 +16,8 @@ from PIL import Image
 from torch.utils.data import Subset
 
 import polymodal.data.sources
-import polymodal.runs
+import polymodal.runs.provenance
+import polymodal.runs.train
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.avdigits import AVDigits
@@ -74,7 +75,8 @@ def test_run_directory(user_run: Path):
     assert metrics["selected"] == {"epoch": best["epoch"], "step": best["step"]} and best["epoch"] in (1, 2)
     assert set(metrics["versions"]) == {"polymodal", "python", "torch", "numpy"}
     assert metrics["command"] == sys.argv  # run in-process here: the test runner's command line
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(polymodal.runs.__file__).parent, capture_output=True)
+    package = polymodal.runs.provenance.PACKAGE_FOLDER
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True)
     assert metrics["git_commit"] == head.stdout.decode().strip()  # the tests run from a checkout
     assert (metrics["task"], metrics["strategy"], metrics["seed"]) == ("classification", "alternating", 0)
     assert metrics["params"] > 0 and metrics["train_seconds"] > 0 and metrics["epochs"] == 2
@@ -252,7 +254,7 @@ def test_failure_before_first_checkpoint_leaves_no_run_dir(tmp_path, digit_manif
     def diverge(self, *args, **kwargs):
         raise TrainingError("loss is nan at step 1")
 
-    monkeypatch.setattr(polymodal.runs.Trainer, "fit", diverge)
+    monkeypatch.setattr(polymodal.runs.train.Trainer, "fit", diverge)
     monkeypatch.chdir(tmp_path)
     encoders = "model.encoders={text: {name: transformer, dim: 16, depth: 1}}"
     argv = [*TRAIN, *FAST, encoders, "data.batch_size=8", "--out", "RUN"]
@@ -287,7 +289,7 @@ def test_avdigits_joint_smoke(tmp_path: Path, monkeypatch):
 
 def test_phase_clock_keeps_timed_calls_out_of_the_enclosing_lap():
     now = iter([0.0, 2.0, 3.5, 7.0, 10.0]).__next__  # start, call start, call end, lap, lap
-    clock = polymodal.runs.PhaseClock(now)
+    clock = polymodal.runs.provenance.PhaseClock(now)
     assert clock.timed("validation", lambda x: x + 1)(1) == 2
     clock.lap("train")
     clock.lap("plots")
@@ -315,9 +317,9 @@ def test_recipes_command_lists_each_with_its_summary(capsys):
 
 def test_git_commit_only_where_git_tracks_the_package(tmp_path: Path):
     (tmp_path / "__init__.py").write_text("", encoding="utf-8")
-    assert polymodal.runs.git_commit(tmp_path) is None  # not in a repository
+    assert polymodal.runs.provenance.git_commit(tmp_path) is None  # not in a repository
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    assert polymodal.runs.git_commit(tmp_path) is None  # e.g. an installed copy inside a user's repository
+    assert polymodal.runs.provenance.git_commit(tmp_path) is None  # e.g. an installed copy inside a user's repository
 
 
 def _without_column(source: Path, target: Path, drop: str, keep_label: bool = True) -> Path:

@@ -13,7 +13,8 @@ from PIL import Image
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.digit_captions import VAL_SIZE
-from polymodal.runs import evaluate_saved_run, train_run
+from polymodal.runs.inference import evaluate_saved_run
+from polymodal.runs.train import train_run
 
 ONE_STAGE = "strategy.stages=[{data: [image, text, pair], objectives: [mpm, mlm, itc, itm], epochs: 1}]"
 

@@ -16,8 +16,9 @@ from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError
 from polymodal.models import BridgeProjector, CMCRProjector
 from polymodal.objectives import dense_alignment_loss
-from polymodal.runs import load_run
-from polymodal.spaces import ContrastiveSpace, ModelSpace, UnifiedSpace, load_space, memory_bank, pseudo_pairs
+from polymodal.runs.bridge import load_space
+from polymodal.runs.rundir import load_run
+from polymodal.spaces import ContrastiveSpace, ModelSpace, UnifiedSpace, memory_bank, pseudo_pairs
 
 E1, E2 = [1.0, 0.0], [0.0, 1.0]
 

@@ -61,7 +61,7 @@ def train(
         ConfigError, DataError: bad config or data, in one line, before anything is written.
     """
     from polymodal.config import load_config
-    from polymodal.runs import train_run
+    from polymodal.runs.train import train_run
 
     config = load_config(recipe, overrides)
     bundle = _passed_data(config, data) if data is not None else None
@@ -138,14 +138,14 @@ class Run:
             One dict per row: ``id`` (id column, row number, or the sample's ``index``), ``prediction``,
             ``probabilities`` (classification) and ``present``; :func:`polymodal.write_predictions` writes them.
         """
-        from polymodal.runs import predict
+        from polymodal.runs.inference import predict
 
         return predict(self.path, data, batch_size)
 
     def embed(self, modality: str, items: Sequence[Any], batch_size: int = 256) -> np.ndarray:
         """(N, D) float32 embeddings of one modality's items with the run's encoder: file paths or strings
         (converted with the run's data settings), or tensors shaped like one training input."""
-        from polymodal.runs import embed
+        from polymodal.runs.inference import embed
 
         return embed(self.path, modality, list(items), batch_size)
 
@@ -157,7 +157,7 @@ class Run:
             The report, with the keys of ``metrics.json`` (``data``, ``examples``, the split's metrics,
             ``per_modality``, ``missing``, ``noise``, ...).
         """
-        from polymodal.runs import evaluate_saved_run
+        from polymodal.runs.inference import evaluate_saved_run
 
         if split not in ("val", "test"):
             raise ConfigError(f"split: expected val or test, got {split!r}")

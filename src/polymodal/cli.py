@@ -60,10 +60,10 @@ def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bo
     if recipe:
         config = _load_config(recipe, overrides, imports)
     else:  # --resume alone reads the run's own config.yaml
-        from polymodal.runs import saved_config
+        from polymodal.runs.rundir import saved_config
 
         config = saved_config(Path(out), overrides)
-    from polymodal.runs import train_run
+    from polymodal.runs.train import train_run
     from polymodal.training.distributed import current_world
 
     if current_world().active and not out:
@@ -133,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bridge(args: argparse.Namespace) -> int:
     config = _load_config(args.recipe, args.overrides, args.imports)
-    from polymodal.bridging import bridge_run
+    from polymodal.runs.bridge import bridge_run
 
     if args.resume and not args.out:
         raise PolymodalError("--resume needs --out RUN_DIR (the bridge run to continue)")
@@ -148,7 +148,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from polymodal.runs import evaluate_saved_run
+    from polymodal.runs.inference import evaluate_saved_run
 
     result = evaluate_saved_run(Path(args.run_dir), split=args.split, data=args.data)
     if args.json:
@@ -172,7 +172,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from polymodal.runs import predict, write_predictions
+    from polymodal.runs.inference import predict, write_predictions
 
     rows = predict(Path(args.run_dir), args.data)
     write_predictions(rows, Path(args.out))
@@ -186,7 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from polymodal.runs import embed_inputs
+    from polymodal.runs.inference import embed_inputs
 
     shape = embed_inputs(Path(args.run_dir), args.modality, args.inputs, Path(args.out))
     print(f"wrote {args.out}: {shape[0]} x {shape[1]} float32 embeddings")
@@ -206,7 +206,7 @@ def cmd_data_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
-    from polymodal.retrieval import build_index
+    from polymodal.runs.retrieval import build_index
 
     index = build_index(Path(args.run_dir), args.modality, Path(args.data), Path(args.out), args.backend, args.column)
     print(f"wrote {args.out}: {len(index.ids)} {args.modality} embeddings of dimension {index.dim} ({index.backend})")
@@ -214,7 +214,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
-    from polymodal.retrieval import retrieve
+    from polymodal.runs.retrieval import retrieve
 
     if args.index is None and args.to is None:
         raise PolymodalError("give --to MODALITY (the run's own gallery of that modality) or --index INDEX_DIR")
@@ -225,7 +225,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_overhead(args: argparse.Namespace) -> int:
-    from polymodal.bench import overhead
+    from polymodal.runs.bench import overhead
 
     if args.steps < 1 or args.repeats < 1:
         raise PolymodalError("--steps and --repeats: must be at least 1")

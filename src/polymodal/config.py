@@ -207,7 +207,8 @@ class SpaceSource(Section):
     run: str | None = None
     recipe: str | None = None
     overrides: list[str] = []
-    # Pretrained weights from a local folder: hf-clip, clap or open_clip (with model_name), see polymodal.pretrained.
+    # Pretrained weights from a local folder: hf-clip, clap or open_clip (with model_name), see
+    # polymodal.spaces.pretrained.
     pretrained: str | None = None
     path: str | None = None
     model_name: str | None = None

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import polymodal.runs
+import polymodal.runs.train
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.collate import Collate
@@ -31,7 +31,7 @@ from polymodal.data.feature_cache import (
 )
 from polymodal.data.sources import build_data, fit_data_settings
 from polymodal.models import ENCODERS, HFEncoder, RunEncoder
-from polymodal.runs import build_strategy
+from polymodal.runs.train import build_strategy
 from polymodal.training import Trainer
 
 pytest.importorskip("transformers")
@@ -280,7 +280,7 @@ def test_benchmark_times_epochs_with_and_without_the_cache(vit_recipe: Path, tmp
     spec.loader.exec_module(bench)
     # What the script replaces for its timing is put back after the test.
     monkeypatch.setattr(Trainer, "_run_epoch", Trainer._run_epoch)
-    monkeypatch.setattr(polymodal.runs, "prepare_feature_cache", polymodal.runs.prepare_feature_cache)
+    monkeypatch.setattr(polymodal.runs.train, "prepare_feature_cache", polymodal.runs.train.prepare_feature_cache)
     monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "unused"))
     out = tmp_path / "result.json"
     monkeypatch.setattr(

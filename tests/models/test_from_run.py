@@ -79,6 +79,17 @@ def test_bad_runs_and_inputs(pretrained, tmp_path):
     assert not encoder.encoder.training and not any(p.requires_grad for p in encoder.parameters())
 
 
+def test_a_damaged_run_config_is_one_line_naming_the_setting(pretrained, toy_recipe, capsys):
+    saved = yaml.safe_load((pretrained / "config.yaml").read_text(encoding="utf-8"))
+    saved["data"]["image"]["size"] = "big"
+    (pretrained / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    recipe = toy_recipe("image", {"name": "from_run", "run": str(pretrained)})
+    capsys.readouterr()
+    assert main(["train", str(recipe), "--out", str(recipe.parent / "second")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"polymodal: error: model\.encoders\.image\.run: data\.image\.size: .*", error), error
+
+
 def test_a_relative_run_path_is_stored_absolute_so_eval_works_elsewhere(pretrained, toy_recipe, monkeypatch):
     recipe = toy_recipe("image", {"name": "from_run", "run": pretrained.name, "freeze": True})
     monkeypatch.chdir(pretrained.parent)

@@ -18,7 +18,7 @@ from polymodal.data.sources import DataBundle
 from polymodal.data.spec import DataSpec, TaskSpec
 from polymodal.errors import ConfigError
 from polymodal.models import ARCHITECTURES, FUSIONS, build_model
-from polymodal.runs import build_strategy
+from polymodal.runs.train import build_strategy
 from polymodal.strategies import STRATEGIES
 
 DATA = ("classification", "regression", "tasks")

@@ -9,7 +9,8 @@ from polymodal.data.collate import Collate
 from polymodal.data.multitask_digits import OUTPUT_LENGTH, TASKS
 from polymodal.data.spec import DataSpec
 from polymodal.models.multimodel import MultiModel
-from polymodal.runs import evaluate_saved_run, train_run
+from polymodal.runs.inference import evaluate_saved_run
+from polymodal.runs.train import train_run
 from polymodal.strategies import STRATEGIES
 from polymodal.strategies.multitask import MultitaskStrategy
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from polymodal.data.vocab import adapter_kind, modality_kind
 from polymodal.errors import ConfigError
 from polymodal.fileio import read_json_object, sha256_file
+from polymodal.models.build import encoder_specs
 from polymodal.models.encoders import ENCODERS
-from polymodal.registry import ComponentConfig
+from polymodal.recipe_files import read_yaml
+from polymodal.registry import ComponentConfig, format_validation_error
 
 ADAPTED = ("image", "audio", "text")  # adapter settings a run's config holds per kind (features have none to fit)
 
@@ -32,34 +34,40 @@ class FromRunConfig(ComponentConfig):
     lr_scale: float = Field(1.0, gt=0)
 
 
-def read_run(run: str | Path, where: str) -> tuple[Any, dict[str, Any]]:
-    """An earlier run's validated config and ``run.json``.
+def read_run(run: str | Path, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An earlier run's saved config (``config.yaml``, which holds every setting of the run) and ``run.json``.
 
     Raises:
         ConfigError: naming ``where``, when ``run`` is not a finished polymodal run directory.
     """
-    from polymodal.config import validate_config
-    from polymodal.recipe_files import read_yaml
-
     folder = Path(run)
     missing = [f for f in ("config.yaml", "run.json", "checkpoints/best.safetensors") if not (folder / f).is_file()]
     if missing:
         raise ConfigError(f"{where}: {folder} is not a finished polymodal run (no {', '.join(missing)})")
-    config = validate_config(read_yaml(folder / "config.yaml"), str(folder / "config.yaml"))
-    return config, read_json_object(folder / "run.json")
+    return read_yaml(folder / "config.yaml"), read_json_object(folder / "run.json")
 
 
-def _run_input(config: Any, info: dict[str, Any], modality: str, where: str) -> tuple[dict[str, Any], tuple[int, ...]]:
+def _run_input(
+    config: dict[str, Any], info: dict[str, Any], modality: str, where: str
+) -> tuple[dict[str, Any], tuple[int, ...]]:
     """The spec and input shape of the encoder the run trained for ``modality``."""
-    from polymodal.models.build import encoder_specs
-
     shapes = {m: tuple(s) for m, s in info.get("shapes", {}).items()}
-    if config.model.name != "multimodal":
-        raise ConfigError(f"{where}: the run's {config.model.name!r} model has no separate encoders to reuse")
-    specs = encoder_specs(config.model.encoders, shapes)
+    model = config.get("model") or {}
+    name = model.get("name", "multimodal")
+    if name != "multimodal":
+        raise ConfigError(f"{where}: the run's {name!r} model has no separate encoders to reuse")
+    specs = encoder_specs(model.get("encoders") or {}, shapes)
     if modality not in specs:
         raise ConfigError(f"{where}: the run has no {modality!r} encoder (it has: {', '.join(specs)})")
-    return specs[modality], shapes[modality]
+    return ENCODERS.validate(specs[modality], f"{where}: model.encoders.{modality}"), shapes[modality]
+
+
+def _run_settings(config: dict[str, Any], kind: str, settings: type[Any], where: str) -> dict[str, Any]:
+    """The run's adapter settings of one kind (``data.image``, ...), every default filled in."""
+    try:
+        return settings.model_validate((config.get("data") or {}).get(kind) or {}).model_dump()
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, f"{where}: data.{kind}", settings)) from None
 
 
 class RunEncoder(nn.Module):
@@ -145,12 +153,12 @@ def adopt_adapter_settings(config: Any) -> None:
         kind = adapter_kind(spec.get("modality") or slot)
         if kind not in ADAPTED:
             continue
-        earlier, _ = read_run(spec["run"], f"model.encoders.{slot}.run")
-        settings = getattr(earlier.data, kind).model_dump()
+        where = f"model.encoders.{slot}.run"
+        current = getattr(config.data, kind)
+        settings = _run_settings(read_run(spec["run"], where)[0], kind, type(current), where)
         if kind in adopted and adopted[kind][1] != settings:
             raise ConfigError(f"model.encoders.{slot}.run: its data.{kind} differs from {adopted[kind][0]}'s")
         adopted[kind] = (spec["run"], settings)
-        current = getattr(config.data, kind)
         clash = [k for k in current.model_fields_set if getattr(current, k) != settings[k]]
         if clash:
             raise ConfigError(

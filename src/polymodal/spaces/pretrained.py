@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.modalities.audio import read_wav, resample
 from polymodal.modalities.huggingface import import_transformers, load_model, load_tokenizer
-from polymodal.spaces import ContrastiveSpace
+from polymodal.spaces.base import ContrastiveSpace
 
 KINDS = ("hf-clip", "clap", "open_clip")
 BATCH_SIZE = 32
@@ -116,7 +116,7 @@ class _HFSpace(ContrastiveSpace):
             raise ConfigError(
                 f"{self.path}: cannot load the {self._model_type} preprocessor ({' '.join(str(err).split())})"
             ) from None
-        self.model: nn.Module = model.to(device=self.device, dtype=torch.float32).eval().requires_grad_(False)
+        self.model: Any = model.to(device=self.device, dtype=torch.float32).eval().requires_grad_(False)
 
     def _check_type(self, config: Any) -> None:
         if config.model_type != self._model_type:
@@ -316,7 +316,7 @@ class OpenClipSpace(ContrastiveSpace):
             raise ConfigError(
                 f"{self.path}: cannot load open_clip model {model_name!r} ({' '.join(str(err).split())})"
             ) from None
-        self.model: nn.Module = model.float().eval().requires_grad_(False)
+        self.model: Any = model.float().eval().requires_grad_(False)
 
     @property
     def modalities(self) -> list[str]:

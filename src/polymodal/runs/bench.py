@@ -24,7 +24,7 @@ from polymodal.config import load_config
 from polymodal.data.collate import Collate, move_to
 from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError
-from polymodal.runs import build_strategy
+from polymodal.runs.train import build_strategy
 from polymodal.training import Trainer, seed_everything
 from polymodal.training.trainer import build_optimizer, build_scheduler, resolve_device
 
@@ -61,7 +61,7 @@ def _plain_loop(strategy: Any, data: _Timed, config: Any, batch_size: int, devic
     steps = len(data) // batch_size
     scheduler = build_scheduler(optimizer, config.scheduler, steps)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)  # type: ignore[arg-type]
+    loader: DataLoader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)  # type: ignore[arg-type]
     started = time.perf_counter()
     for batch in loader:
         batch = move_to(batch, device)

@@ -18,8 +18,6 @@ The run directory holds ``config.yaml``, ``run.json`` (the spaces' folders and w
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from itertools import combinations
 from pathlib import Path
@@ -27,29 +25,31 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Subset, default_collate
+from torch.utils.data import DataLoader, default_collate
 
-from polymodal.config import RunConfig, absolute_paths, dump_config, validate_config
+from polymodal.config import RunConfig, absolute_paths, validate_config
 from polymodal.data.sources import DataBundle
 from polymodal.data.spec import DataSpec
-from polymodal.data.splits import part_indices, subset_indices
 from polymodal.errors import ConfigError
 from polymodal.eval.index import EmbeddingIndex
 from polymodal.eval.metrics import cross_modal_retrieval
 from polymodal.eval.plots import plot_training_curves
-from polymodal.fileio import atomic_write_text
 from polymodal.models import build_model
 from polymodal.progress import say
 from polymodal.recipe_files import apply_overrides, read_yaml, resolve_recipe_path
-from polymodal.runs import check_resumable, load_run, provenance, read_data, train_run
+from polymodal.runs.rundir import RunDir, load_run
+from polymodal.runs.train import read_data, train_run
 from polymodal.spaces import (
     BASE,
     LEAF,
+    SIDES,
     ContrastiveSpace,
+    ModelSpace,
     PseudoPairDataset,
     UnifiedSpace,
-    embed_batches,
-    load_space,
+    embed_split,
+    load_pretrained_space,
+    memory_banks,
     pseudo_pairs,
     unified_modalities,
 )
@@ -58,8 +58,6 @@ from polymodal.training import Trainer, seed_everything
 from polymodal.training.checkpoint import CheckpointManager
 from polymodal.training.log import wide_rows
 from polymodal.training.trainer import resolve_device
-
-SIDES = (BASE, LEAF)
 
 
 def space_config(config: RunConfig, side: str) -> RunConfig | None:
@@ -83,8 +81,6 @@ def space_config(config: RunConfig, side: str) -> RunConfig | None:
 def _load_source(config: RunConfig, side: str, folder: Path | None, device: torch.device) -> ContrastiveSpace:
     source = getattr(config.spaces, side)
     if source.pretrained:
-        from polymodal.pretrained import load_pretrained_space
-
         return load_pretrained_space(source.pretrained, source.path, source.model_name, device)
     return load_space(folder, device)
 
@@ -113,27 +109,17 @@ def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, 
     space run continues from its checkpoint, and so does the projector. Relative paths in the config are made
     absolute first.
     """
-    out = Path(out)
     absolute_paths(config)
     _check_bridge_config(config)
-    if resume:
-        check_resumable(out, config)
-    elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: already exists and is not empty (use --resume to continue it, or another --out)")
+    run_dir = RunDir(out)
+    run_dir.check(config, resume)
     sub_configs = {side: space_config(config, side) for side in SIDES}
     device = resolve_device(config.trainer.device)
     seed_everything(config.trainer.seed, config.trainer.deterministic)
     bundle = read_data(config, config.trainer.progress)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        atomic_write_text(out / "config.yaml", dump_config(config))
-        return _bridge(config, out, bundle, sub_configs, device, resume)
-    except BaseException:
-        # Nothing worth resuming (no checkpoint of a space or of the projector): leave no half-written directory.
-        if created and not any(out.rglob("*.safetensors")):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    # Nothing worth resuming (no checkpoint of a space or of the projector): leave no half-written directory.
+    with run_dir.writing(config, lambda: any(run_dir.path.rglob("*.safetensors"))):
+        return _bridge(config, run_dir, bundle, sub_configs, device, resume)
 
 
 def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfig | None]) -> dict[str, Path | None]:
@@ -142,11 +128,11 @@ def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfi
         source = getattr(config.spaces, side)
         if source.run:
             folders[side] = Path(source.run)
-        elif sub_configs[side] is not None:
+        elif (sub_config := sub_configs[side]) is not None:
             folder = out / "spaces" / side
             if not (folder / "metrics.json").is_file():
                 say(f"bridge: training the {side} space ({source.recipe}) in {folder}", config.trainer.progress)
-                train_run(sub_configs[side], folder, resume=(folder / "checkpoints").is_dir())
+                train_run(sub_config, folder, resume=(folder / "checkpoints").is_dir())
             folders[side] = folder
         else:
             folders[side] = None
@@ -167,53 +153,6 @@ def _check_spaces(spaces: dict[str, ContrastiveSpace], overlap: str, bundle: Dat
                 raise ConfigError(f"data: the bridge data has no {m!r} modality for the {side} space")
 
 
-def bank_modalities(spaces: dict[str, ContrastiveSpace], overlap: str) -> dict[str, list[str]]:
-    """side -> the modalities it embeds into memory banks (the overlapping one first)."""
-    return {side: [overlap, *(m for m in spaces[side].modalities if m != overlap)] for side in SIDES}
-
-
-def memory_banks(
-    spaces: dict[str, ContrastiveSpace], overlap: str, split: Any, bundle: DataBundle, batch_size: int, size: int | None
-) -> dict[str, dict[str, Tensor]]:
-    """Memory banks of one split: each bank modality embeds its own disjoint part of the split.
-
-    The overlapping modality's part is embedded by both spaces (row-aligned banks); every other modality by its own
-    space. Parts are disjoint, so no bank row shares a sample with a row of another modality's bank: the banks are
-    unpaired, as when each space's data comes from a different source.
-    """
-    modalities = bank_modalities(spaces, overlap)
-    order = [overlap, *(m for side in SIDES for m in modalities[side][1:])]
-    banks: dict[str, dict[str, Tensor]] = {side: {} for side in SIDES}
-    for k, m in enumerate(order):
-        rows = part_indices(len(split), k, len(order))
-        if size and len(rows) > size:
-            rows = [rows[i] for i in subset_indices(len(rows), size, 0)]
-        loader = DataLoader(Subset(split, rows), batch_size=batch_size, collate_fn=bundle.collate())
-        for side in SIDES:
-            if m in spaces[side].modalities:
-                banks[side][m] = _embed_present(spaces[side], m, loader)[0]
-    return banks
-
-
-def _raw_cells(dataset: Any) -> dict[str, list[str]] | None:
-    """The raw cells of the dataset under any ``Subset`` wrappers (a CSV manifest's), or None."""
-    while not hasattr(dataset, "cells") and hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
-    return getattr(dataset, "cells", None)
-
-
-def _embed_present(space: ContrastiveSpace, modality: str, loader: DataLoader) -> tuple[Tensor, Tensor, Tensor]:
-    return embed_batches(space, modality, loader, _raw_cells(loader.dataset))
-
-
-def embed_split(
-    space: ContrastiveSpace, modalities: list[str], split: Any, bundle: DataBundle, batch_size: int
-) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
-    """modality -> (embeddings, targets, sample indices) of a whole split."""
-    loader = DataLoader(split, batch_size=batch_size, collate_fn=bundle.collate())
-    return {m: _embed_present(space, m, loader) for m in modalities}
-
-
 def _retrieval(embedded: dict[str, tuple[Tensor, Tensor, Tensor]]) -> dict[str, float]:
     pairs = list(combinations(embedded, 2))
     return cross_modal_retrieval(
@@ -223,12 +162,13 @@ def _retrieval(embedded: dict[str, tuple[Tensor, Tensor, Tensor]]) -> dict[str, 
 
 def _bridge(
     config: RunConfig,
-    out: Path,
+    run_dir: RunDir,
     bundle: DataBundle,
     sub_configs: dict[str, RunConfig | None],
     device: torch.device,
     resume: bool,
 ) -> dict[str, Any]:
+    out = run_dir.path
     spaces_cfg = config.spaces
     show = config.trainer.progress
     started = time.perf_counter()
@@ -259,10 +199,10 @@ def _bridge(
         "dtypes": {},
         "class_names": bundle.class_names,
         "columns": None,
-        "spaces": {side: str(folders[side].resolve()) if folders[side] else None for side in SIDES},
+        "spaces": {side: str(folder.resolve()) if folder else None for side, folder in folders.items()},
         "overlap": spaces_cfg.overlap,
     }
-    atomic_write_text(out / "run.json", json.dumps(info, indent=2))
+    run_dir.write_info(info)
 
     # Seeded here, so the projector starts alike whether the spaces were trained in this process, resumed or given.
     seed_everything(config.trainer.seed, config.trainer.deterministic)
@@ -290,19 +230,8 @@ def _bridge(
     _write_indexes(out / "index", after, bundle)
     rows = wide_rows(out / "log.csv")
     plot_training_curves(rows, out / "plots" / "training_curves.png")
-    metrics = {
-        "task": "bridge",
-        "strategy": "bridge",
+    report = {
         "method": config.model.name,
-        "seed": config.trainer.seed,
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(summary["train_seconds"], 3),
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "steps": summary["steps"],
-        "epochs": summary["epochs"],
-        "train_examples": len(pairs["train"]),
-        "device": str(trainer.device),
-        "selected": selected,
         "banks": banks_info,
         "spaces": info["spaces"],
         "val": {"loss": summary["best"]},
@@ -311,10 +240,10 @@ def _bridge(
         "base_after": _retrieval(base_after),
         "base_unchanged": all(torch.equal(base_before[m][0], base_after[m][0]) for m in base_before),
         "leaf_before": _retrieval(leaf_before),
-        **provenance(),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    return metrics
+    return run_dir.write_metrics(
+        config, "bridge", model, summary, started, len(pairs["train"]), trainer.device, selected, report
+    )
 
 
 def _write_indexes(folder: Path, embedded: dict[str, tuple[Tensor, Tensor, Tensor]], bundle: DataBundle) -> None:
@@ -336,6 +265,14 @@ def evaluate_bridge(run_dir: Path, split: str = "test") -> dict[str, Any]:
     return {"data": split, "examples": len(dataset), split: _retrieval(embedded)}
 
 
+def load_space(run_dir: Path, device: torch.device | str = "cpu") -> ModelSpace:
+    """The contrastive space of a finished polymodal run (its best weights), frozen."""
+    config, _, strategy = load_run(run_dir)
+    if config.spaces is not None:
+        raise ConfigError(f"{run_dir}: a bridge run, not a contrastive space (bridge its spaces directly)")
+    return ModelSpace(strategy.model, device, config.data)
+
+
 def load_unified_space(run_dir: Path, device: torch.device | str = "cpu") -> UnifiedSpace:
     """The unified space of a finished bridge run: its spaces and its selected projector."""
     run_dir = Path(run_dir)
@@ -349,14 +286,3 @@ def load_unified_space(run_dir: Path, device: torch.device | str = "cpu") -> Uni
             raise ConfigError(f"{run_dir}/run.json: the {side} space's run {folder} is missing")
         spaces[side] = _load_source(config, side, Path(folder) if folder else None, torch.device(device))
     return UnifiedSpace(spaces[BASE], spaces[LEAF], strategy.model.to(device))
-
-
-__all__ = [
-    "bank_modalities",
-    "bridge_run",
-    "embed_split",
-    "evaluate_bridge",
-    "load_unified_space",
-    "memory_banks",
-    "space_config",
-]

@@ -15,7 +15,7 @@ from typing import Any
 from polymodal.data.manifest import ID_COLUMN, read_manifest
 from polymodal.errors import ConfigError, DataError
 from polymodal.eval.index import EmbeddingIndex
-from polymodal.runs import embed
+from polymodal.runs.inference import embed
 
 
 def gallery_items(manifest: Path, column: str) -> tuple[list[str], list[str]]:
