@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from polymodal.config import DataConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.decode_cache import cache_folder
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.sources import build_data, build_split

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from polymodal.cli import main
-from polymodal.config import DataConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.packed import PackedDataset
 from polymodal.data.sources import build_data, pack_manifest
