@@ -6,6 +6,7 @@ Every import counts, including those inside functions and under ``TYPE_CHECKING`
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,3 +85,11 @@ def test_checker_sees_imports() -> None:
     assert "polymodal.training.checkpoint" in imported_modules(PACKAGE / "training" / "__init__.py")
     assert "polymodal.models" in imported_modules(PACKAGE / "runs.py")
     assert subpackage_of("polymodal.models.build") == "models" and subpackage_of("torch.nn") is None
+
+
+def test_the_config_sections_import_no_torch() -> None:
+    """Each section's config lives beside its consumer, yet a recipe is checked before torch is imported."""
+    sections = "polymodal.data.config, polymodal.models.config, polymodal.training.config, polymodal.eval.config"
+    code = f"import sys, polymodal.config, {sections}\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

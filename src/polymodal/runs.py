@@ -48,7 +48,7 @@ from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
 from polymodal.eval.selection import regression_counterpart
 from polymodal.fileio import atomic_write_bytes, atomic_write_text
-from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
+from polymodal.modalities.adapters import adapter
 from polymodal.models import adopt_adapter_settings, build_model
 from polymodal.progress import duration, say
 from polymodal.recipe_files import apply_overrides, read_yaml
@@ -672,12 +672,7 @@ def model_embeddings(model: Any, inputs: dict[str, Any], lengths: dict[str, Any]
 def item_batches(data: Any, modality: str, items: list[Any], batch_size: int = 256) -> Iterator[dict[str, Any]]:
     """Collated batches of raw inputs of one modality (file paths, or strings for text), converted with the
     adapters of a run's ``DataConfig``; tensors are taken as they are (model-ready inputs)."""
-    convert = {
-        "image": lambda x: ImageAdapter(data.image).from_file(x),
-        "audio": lambda x: AudioAdapter(data.audio).from_file(x),
-        "text": lambda x: TextAdapter(data.text).from_text(x),
-        "features": lambda x: FeaturesAdapter(data.features).from_file(x),
-    }[adapter_kind(modality)]
+    convert = adapter(adapter_kind(modality), getattr(data, adapter_kind(modality))).read
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         inputs = [x if isinstance(x, torch.Tensor) else convert(x) for x in chunk]

@@ -36,6 +36,7 @@ from polymodal.data.spec import DataSpec, TaskSpec
 from polymodal.data.splits import part_indices, split_indices, subset_indices
 from polymodal.data.vocab import is_sequence
 from polymodal.errors import ConfigError, DataError
+from polymodal.modalities import ADAPTERS
 from polymodal.registry import ComponentConfig, Registry
 
 DATASETS = Registry("dataset")
@@ -245,6 +246,11 @@ def build_avmnist_data(data: DataConfig, seed: int, progress: bool) -> DataBundl
     return fixed_splits(data, *(AVMNIST(split, data.root) for split in ("train", "val", "test")))
 
 
+def adapter_settings(data: DataConfig) -> dict[str, ComponentConfig]:
+    """The settings in ``data`` of each registered adapter kind (``data.image``, ``data.audio``, ...)."""
+    return {kind: getattr(data, kind) for kind in ADAPTERS.names()}
+
+
 def manifest_split(
     path: str | Path, data: DataConfig, class_names: list[str] | None, modalities: Any, progress: bool, **options: Any
 ) -> ManifestDataset:
@@ -258,10 +264,7 @@ def manifest_split(
         modalities=modalities,
         task=data.task,
         class_names=class_names,
-        image=data.image,
-        audio=data.audio,
-        text=data.text,
-        features=data.features,
+        settings=adapter_settings(data),
         show_progress=progress,
         **options,
     )
@@ -412,7 +415,7 @@ def pack_manifest(
     """
     declared = data.modalities if isinstance(data.modalities, dict) else None
     dataset = manifest_split(path, data, None, declared, progress)
-    settings = {k: getattr(data, k).model_dump(mode="json") for k in ("image", "audio", "text", "features")}
+    settings = {k: c.model_dump(mode="json") for k, c in adapter_settings(data).items()}
     return pack_dataset(dataset, Path(out), shard_size, {"target": data.target, **settings}, progress)
 
 
