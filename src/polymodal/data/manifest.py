@@ -27,7 +27,7 @@ from torch import Tensor
 from polymodal.data.decode_cache import DecodeCache
 from polymodal.data.vocab import adapter_kind, check_modality, is_features, is_sequence, modality_kind
 from polymodal.errors import ConfigError, DataError
-from polymodal.modalities.adapters import Adapter, adapter, kind_of_file, reads_files, settings_class
+from polymodal.modalities.adapters import Adapter, adapter, file_kinds, reads_files, settings_class
 from polymodal.progress import progress, say
 from polymodal.registry import ComponentConfig
 
@@ -59,13 +59,14 @@ def infer_column_modalities(
         ConfigError: a column mixes kinds (e.g. wav files and text).
         DataError: a column has no non-empty cell.
     """
+    suffixes, other = file_kinds()
     inferred: dict[str, str] = {}
     for column in columns:
         counts: dict[str, int] = {}
         for row in rows:
             cell = row.get(column) or ""
             if cell:
-                kind = kind_of_file(cell)
+                kind = suffixes.get(Path(cell).suffix.lower(), other)
                 counts[kind] = counts.get(kind, 0) + 1
         if not counts:
             raise DataError(f"{source}: column {column!r} is empty in every row")

@@ -56,12 +56,12 @@ def adapter(kind: str, settings: Any) -> Adapter:
     return adapter_class(kind)(settings)
 
 
-def kind_of_file(path: str | Path) -> str:
-    """The adapter kind that reads a file by its suffix (case-insensitive), else the kind that reads strings."""
-    suffix = Path(path).suffix.lower()
+def file_kinds() -> tuple[dict[str, str], str]:
+    """Each file suffix (lower case) a registered adapter reads -> its kind, and the kind of any other item (the one
+    whose adapter reads the string itself)."""
     kinds = registered().names()
-    by_suffix = [kind for kind in kinds if suffix in adapter_class(kind).extensions]
-    return by_suffix[0] if by_suffix else next(kind for kind in kinds if not adapter_class(kind).extensions)
+    suffixes = {suffix: kind for kind in kinds for suffix in adapter_class(kind).extensions}
+    return suffixes, next(kind for kind in kinds if not adapter_class(kind).extensions)
 
 
 def reads_files(kind: str) -> bool:
