@@ -109,6 +109,12 @@ def test_a_dataset_only_setting_is_refused_for_a_dataset_that_does_not_read_it()
         data_config(["trust_pickle=true"])
 
 
+def test_an_unknown_selection_metric_is_refused_listing_the_known_ones():
+    message = refusal("avdigits-joint", "trainer.selection_metric=accuracyy")
+    assert message.startswith("trainer.selection_metric: unknown metric 'accuracyy' (known: loss, accuracy, macro_f1,")
+    assert not refuses("avdigits-joint", "trainer.selection_metric=image_alone_accuracy")
+
+
 def test_the_cli_refuses_an_unsupported_pair_in_one_line_before_writing(capsys, tmp_path: Path):
     out = tmp_path / "run"
     assert main(["train", "avmnist-mla", "model.fusion={name: tensor}", "--out", str(out)]) == 2

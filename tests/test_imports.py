@@ -9,6 +9,7 @@ only hides a cycle is still a cycle here; lazy imports of heavy optional depende
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -177,3 +178,11 @@ def test_cycle_check_finds_a_planted_cycle(tmp_path: Path) -> None:
     assert find_cycle(import_graph(root)) == []
     (root / "low.py").write_text("from pkg.sub import x\n", encoding="utf-8")  # through a package's __init__
     assert find_cycle(import_graph(root)) == ["pkg.low", "pkg.sub", "pkg.sub.leaf", "pkg.low"]
+
+
+def test_the_config_sections_import_no_torch() -> None:
+    """Each section's config lives beside its consumer, yet a recipe is checked before torch is imported."""
+    sections = "polymodal.data.config, polymodal.models.config, polymodal.training.config, polymodal.eval.config"
+    code = f"import sys, polymodal.config, {sections}\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -71,7 +71,7 @@ def train(
 
 def _passed_data(config: RunConfig, data: Any) -> DataBundle:
     """Points the config at data passed from Python (``data.name: memory``) and checks the data."""
-    from polymodal.config import DataConfig
+    from polymodal.data.config import DataConfig
     from polymodal.data.memory import Splits
 
     if not isinstance(data, Splits):

@@ -1,7 +1,9 @@
-"""Pydantic models of a run's configuration, recipe loading and dotted-key overrides.
+"""A run's whole configuration (``RunConfig``), recipe loading, dotted-key overrides and validation.
 
-A recipe is YAML with the sections ``data``, ``model``, ``strategy``, ``trainer`` and ``eval``. Every section and
-every registered component rejects unknown keys, and errors name the file and the dotted key.
+A recipe is YAML with the sections ``data``, ``model``, ``strategy``, ``trainer`` and ``eval``. Each section's model
+lives beside the code that consumes it (``polymodal.data.config.DataConfig``, ``polymodal.models.config.ModelConfig``,
+``polymodal.training.config.TrainerConfig``, ``polymodal.eval.config.EvalConfig``); a bridge's ``spaces`` section is
+here. Every section and every registered component rejects unknown keys, and errors name the file and the dotted key.
 
 Nothing here imports torch at import time: the sections are checked first, and only the registries of datasets and
 components (imported by :func:`validate_config` once the structure is valid) need it.
@@ -16,188 +18,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from polymodal.data.augment_settings import AugmentConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import check_modality
 from polymodal.errors import ConfigError
-from polymodal.modalities.settings import AudioConfig, FeaturesConfig, ImageConfig, TextConfig
+from polymodal.eval.config import EvalConfig
+from polymodal.models.config import ModelConfig
 from polymodal.recipe_files import apply_overrides, read_recipe
 from polymodal.recipes import bundled_recipes, recipe_summary  # noqa: F401 (re-exported: the recipe API)
-from polymodal.registry import format_validation_error
+from polymodal.registry import ComponentConfig, format_validation_error
+from polymodal.training.config import TrainerConfig
 
 if TYPE_CHECKING:
     from polymodal.strategies import Needs
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(Section):
-    """Which data, how it is split and batched, and how each modality is converted."""
-
-    # A registered dataset (``data.sources.DATASETS``), checked by validate_config and data_config.
-    name: str = "avdigits"
-    root: str | None = None
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    target: str = "label"
-    task: Literal["classification", "regression"] = "classification"
-    modalities: list[str] | dict[str, str] | None = None
-    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    max_train_samples: int | None = Field(None, ge=1)
-    max_eval_samples: int | None = Field(None, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
-    num_workers: int = Field(0, ge=0)
-    # Sentiment feature files (mmsa, mult, mosi): consent to read a pickle once, and video-disjoint folds (mosi).
-    trust_pickle: bool = False
-    folds: int = Field(5, ge=3)
-    fold: int = Field(0, ge=0)
-    # multitask-digits: the tasks to build (default all; one task is the 'alone' setting of MultiModel).
-    tasks: list[str] | None = None
-    # multitask-digits: training examples of the low-data task (parse; None keeps its default 300, at most 700: the
-    # first N of its fixed training numbers, so a smaller set is part of every larger one).
-    low_data_examples: int | None = Field(None, ge=1, le=700)
-    # [k, n]: keep only the k-th of n disjoint parts of the training split (one fixed permutation, whatever the
-    # seed), e.g. two contrastive spaces trained on disjoint halves before bridging them.
-    train_part: tuple[int, int] | None = None
-    # Digit data without text (avmnist): add a text modality, a generated number phrase naming each sample's digit
-    # in one of eight languages (as digit-captions).
-    captions: bool = False
-    image: ImageConfig = ImageConfig()
-    audio: AudioConfig = AudioConfig()
-    text: TextConfig = TextConfig()
-    features: FeaturesConfig = FeaturesConfig()
-    # Training batches only: random transforms per modality kind, e.g. {image: {}, audio: {shift: 0.2}}.
-    augment: AugmentConfig = AugmentConfig()
-
-    @field_validator("train_part")
-    @classmethod
-    def _valid_part(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and not (value[1] >= 2 and 0 <= value[0] < value[1]):
-            raise ValueError(f"expected [k, n] with n >= 2 and 0 <= k < n, got {list(value)}")
-        return value
-
-    @field_validator("modalities")
-    @classmethod
-    def _known_modalities(cls, value: list[str] | dict[str, str] | None) -> list[str] | dict[str, str] | None:
-        names = value.values() if isinstance(value, dict) else (value or [])
-        for name in names:
-            check_modality(name, "data.modalities")
-        return value
-
-
-class ModelConfig(Section):
-    """Component specs (each a mapping with ``name``), validated against the registries.
-
-    ``name`` picks the architecture (``models.ARCHITECTURES``); ``options`` are its own settings. The default,
-    ``multimodal``, takes no options and is assembled from ``encoders``, ``fusion`` and ``head``.
-    """
-
-    name: str = "multimodal"
-    options: dict[str, Any] = {}
-    encoders: dict[str, dict[str, Any]] = {}
-    fusion: dict[str, Any] = {"name": "concat"}
-    head: dict[str, Any] = {"name": "mlp"}
-    # Optional per-modality parts of multi-task strategies (self_mi): a head spec for each modality's own output,
-    # and a head spec that predicts each modality's feature from the fused representation.
-    unimodal_head: dict[str, Any] | None = None
-    predictor: dict[str, Any] | None = None
-
-    @field_validator("encoders")
-    @classmethod
-    def _known_modalities(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name in value:
-            check_modality(name, "model.encoders")
-        return value
-
-    @model_validator(mode="after")
-    def _encoders_for_multimodal(self) -> ModelConfig:
-        if self.name == "multimodal" and not self.encoders:
-            raise ValueError("model.encoders: at least one encoder is needed")
-        if self.name != "multimodal" and self.encoders:
-            raise ValueError(f"model.encoders: not used by the {self.name!r} architecture (use model.options)")
-        return self
-
-
-class OptimizerConfig(Section):
-    name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    momentum: float = Field(0.9, ge=0)
-
-
-class SchedulerConfig(Section):
-    """Learning-rate schedule: linear warm-up, then constant or cosine decay to zero at the last step.
-
-    ``warmup_fraction`` (of the run's steps) replaces ``warmup_steps`` when set, so the warm-up scales with the run.
-    """
-
-    name: Literal["constant", "cosine"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    warmup_fraction: float | None = Field(None, ge=0.0, lt=1.0)
-
-
-class TrainerConfig(Section):
-    """The loop's settings; nothing here knows about modalities."""
-
-    epochs: int = Field(3, ge=1)
-    seed: int = 0
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
-    grad_clip: float | None = Field(1.0, gt=0)
-    # Checkpoints are written at every epoch end, every ``checkpoint_every`` steps (0: never by count) and after
-    # ``checkpoint_minutes`` of training without one (0: never by time), so a long first epoch can be resumed too.
-    checkpoint_every: int = Field(0, ge=0)
-    checkpoint_minutes: float = Field(10.0, ge=0)
-    keep_checkpoints: int = Field(2, ge=1)
-    log_every: int = Field(20, ge=1)
-    # Where the logged values go besides log.csv (always written: plots and resume read it): tensorboard writes
-    # event files in RUN/tensorboard (pip install 'polymodal[tensorboard]').
-    log_to: list[Literal["csv", "tensorboard"]] = ["csv"]
-    selection_metric: str = "accuracy"
-    # Validate (and select on) every n-th epoch only, and always the last: for long runs with a costly validation.
-    validate_every: int = Field(1, ge=1)
-    deterministic: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True
-    # auto: an encoder with fixed weights in eval mode (hf or from_run with freeze: true) whose inputs are not augmented
-    # has its train and val features computed once into the user cache folder ($POLYMODAL_CACHE, else
-    # $XDG_CACHE_HOME/polymodal, else ~/.cache/polymodal), keyed by its weights, the data and the preprocessing, and
-    # reused by every epoch and later runs; off: every epoch runs the encoder (polymodal.data.feature_cache).
-    feature_cache: Literal["auto", "off"] = "auto"
-    # Stage lines, progress and one line per epoch on stderr (a bar on a terminal, plain lines otherwise).
-    progress: bool = True
-
-    @field_validator("feature_cache", mode="before")
-    @classmethod
-    def _off(cls, value: Any) -> Any:
-        return "off" if value is False else value  # YAML reads a bare off as false
-
-    @field_validator("log_to")
-    @classmethod
-    def _csv_always(cls, value: list[str]) -> list[str]:
-        if "csv" not in value:
-            raise ValueError("csv is always written (plots and resume read log.csv): e.g. [csv, tensorboard]")
-        return list(dict.fromkeys(value))
-
-
-class EvalConfig(Section):
-    """What is measured besides the main metrics."""
-
-    noise_levels: list[float] = [0.0, 0.5, 1.0, 2.0]
-    seed: int = 0
-    per_modality_every_epoch: bool = True
-    # Frozen-feature evaluation of image-text encoders (linear probes, retrieval, matching); needs a strategy with
-    # ``embed`` and ``match`` (staged).
-    representation: bool = False
-
-
-class SpaceSource(Section):
+class SpaceSource(ComponentConfig):
     """Where one contrastive space of a bridge comes from: exactly one of ``run``, ``recipe`` or ``pretrained``.
 
     ``recipe`` trains the space inside the bridge's run directory (``spaces/base``, ``spaces/leaf``) on the bridge's
@@ -223,7 +61,7 @@ class SpaceSource(Section):
         return self
 
 
-class SpacesConfig(Section):
+class SpacesConfig(ComponentConfig):
     """The two contrastive spaces of an Ex-MCR bridge and how pseudo-pairs link them (``polymodal bridge``)."""
 
     base: SpaceSource
@@ -244,7 +82,7 @@ class SpacesConfig(Section):
         return value
 
 
-class RunConfig(Section):
+class RunConfig(ComponentConfig):
     """A whole run: the resolved form is written as the run directory's ``config.yaml``."""
 
     data: DataConfig = DataConfig()

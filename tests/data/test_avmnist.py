@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from polymodal.cli import main
-from polymodal.config import DataConfig
 from polymodal.data.avmnist import AVMNIST, build_avmnist, degrade_images, fit_pca, log_spectrogram
+from polymodal.data.config import DataConfig
 from polymodal.data.sources import build_data
 from polymodal.errors import DataError
 

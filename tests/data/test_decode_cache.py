@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from polymodal.config import DataConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.decode_cache import cache_folder
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.sources import build_data, build_split
@@ -76,7 +76,7 @@ def test_a_changed_file_or_setting_decodes_again(tmp_path: Path, digit_manifest:
     assert len(list(cache.glob("*.npz"))) == 1  # the entry was replaced, not added to
     load(manifest, cache)
     assert len(decodes) == 2
-    load(manifest, cache, image=ImageConfig(size=16))  # other settings: another entry
+    load(manifest, cache, settings={"image": ImageConfig(size=16)})  # other settings: another entry
     assert len(decodes) == 3 and len(list(cache.glob("*.npz"))) == 2
     manifest.write_text(manifest.read_text().replace("zero", "nought"))  # the manifest itself
     load(manifest, cache)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polymodal.config import DataConfig
 from polymodal.data import mnist
 from polymodal.data.avdigits import digit_images
 from polymodal.data.avmnist import (
@@ -23,6 +22,7 @@ from polymodal.data.avmnist import (
     pink_noise,
     read_clips,
 )
+from polymodal.data.config import DataConfig
 from polymodal.data.digit_captions import TEST_SIZE, VAL_SIZE, digit_caption_splits
 from polymodal.data.sources import build_data
 from polymodal.errors import DataError

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 from scipy.io import wavfile
 
-from polymodal.config import DataConfig, data_config
+from polymodal.config import data_config
+from polymodal.data.config import DataConfig
 from polymodal.data.fitting import describe_preprocessing, fit_manifest_settings
 
 

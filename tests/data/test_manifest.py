@@ -93,9 +93,11 @@ def test_adapter_configs_are_applied(manifest: Path):
     ds = ManifestDataset(
         manifest,
         target="label",
-        image=ImageConfig(size=8, channels=3),
-        audio=AudioConfig(n_mels=8, max_frames=4),
-        text=TextConfig(max_length=3),
+        settings={
+            "image": ImageConfig(size=8, channels=3),
+            "audio": AudioConfig(n_mels=8, max_frames=4),
+            "text": TextConfig(max_length=3),
+        },
         show_progress=False,
     )
     assert ds.shapes["image"] == (3, 8, 8) and ds.shapes["audio"] == (1, 8, 4)

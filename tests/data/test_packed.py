@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from polymodal.cli import main
-from polymodal.config import DataConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.manifest import ManifestDataset
 from polymodal.data.packed import PackedDataset
 from polymodal.data.sources import build_data, pack_manifest
@@ -43,7 +43,7 @@ def test_packed_samples_equal_the_manifest_samples(tmp_path: Path) -> None:
     data = DataConfig(image={"size": 8})
     index = pack_manifest(manifest, data, tmp_path / "pack", shard_size=2, progress=False)
     assert [s["size"] for s in index["shards"]] == [2, 2, 1]
-    reference = ManifestDataset(manifest, target="label", image=data.image, show_progress=False)
+    reference = ManifestDataset(manifest, target="label", settings={"image": data.image}, show_progress=False)
     packed = PackedDataset(tmp_path / "pack")
     assert len(packed) == len(reference) == 5
     assert packed.shapes == reference.shapes and packed.class_names == reference.class_names

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from polymodal.config import DataConfig
+from polymodal.data.config import DataConfig
 from polymodal.data.sentiment import (
     cache_path,
     load_feature_file,

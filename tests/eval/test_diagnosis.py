@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from polymodal.config import TrainerConfig
 from polymodal.eval.diagnosis import (
     MAX_REFERENCE_DIM,
     _vector,
@@ -14,6 +13,7 @@ from polymodal.eval.diagnosis import (
     laziness_remedy,
     nearest_neighbour_scores,
 )
+from polymodal.training.config import TrainerConfig
 
 
 def _samples(vectors: list[list[float]], tokens: list[list[int]], targets: list[float]) -> list[dict]:

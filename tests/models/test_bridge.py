@@ -5,8 +5,8 @@ import math
 import torch
 from torch.testing import assert_close
 
-from polymodal.config import ModelConfig
 from polymodal.models import BridgeProjector, CMCRProjector, build_model
+from polymodal.models.config import ModelConfig
 
 
 def test_intra_space_part_starts_as_the_identity():

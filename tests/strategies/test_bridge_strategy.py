@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 from torch.utils.data import default_collate
 
-from polymodal.config import TrainerConfig
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import BridgeProjector, CMCRProjector
@@ -18,6 +17,7 @@ from polymodal.spaces import PseudoPairDataset
 from polymodal.strategies import STRATEGIES
 from polymodal.training import Trainer
 from polymodal.training.checkpoint import CheckpointManager
+from polymodal.training.config import TrainerConfig
 
 
 def _tuples(n: int = 32, seed: int = 0) -> dict:

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from polymodal.cli import main
-from polymodal.config import ModelConfig, validate_config
+from polymodal.config import validate_config
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import build_model
+from polymodal.models.config import ModelConfig
 from polymodal.strategies import STRATEGIES
 
 ENCODERS = "model.encoders={image: {name: lenet, out_dim: 32}, text: {name: transformer, dim: 32, depth: 1}}"

@@ -10,9 +10,9 @@ import pytest
 import torch
 from toys import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 
-from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate
 from polymodal.training import Trainer
+from polymodal.training.config import TrainerConfig
 
 
 @pytest.fixture

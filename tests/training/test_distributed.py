@@ -18,9 +18,9 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from toys import ToyDataset, ToyModel, ToyStrategy, accuracy_on
 
-from polymodal.config import TrainerConfig
 from polymodal.data.collate import Collate
 from polymodal.training import Trainer
+from polymodal.training.config import TrainerConfig
 from polymodal.training.distributed import World, distributed_session
 from polymodal.training.trainer import EpochSampler
 

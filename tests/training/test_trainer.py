@@ -12,8 +12,8 @@ import torch
 from pydantic import ValidationError
 from toys import ToyDataset
 
-from polymodal.config import OptimizerConfig, SchedulerConfig, TrainerConfig
 from polymodal.errors import ConfigError, TrainingError
+from polymodal.training.config import OptimizerConfig, SchedulerConfig, TrainerConfig
 from polymodal.training.log import read_log, wide_rows
 from polymodal.training.trainer import EpochSampler, build_optimizer, build_scheduler
 

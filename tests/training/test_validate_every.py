@@ -9,7 +9,7 @@ import pytest
 import torch
 from toys import ToyDataset
 
-from polymodal.config import TrainerConfig
+from polymodal.training.config import TrainerConfig
 from polymodal.training.log import wide_rows
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from polymodal.data.config import DataConfig
 from polymodal.data.manifest import ManifestDataset, read_manifest
 from polymodal.data.vocab import modality_kind
 
@@ -138,7 +139,7 @@ def _fit_text(texts: list[str], fixed: set[str]) -> tuple[dict[str, Any], dict[s
     }
 
 
-def fit_manifest_settings(data: Any) -> dict[str, Any]:
+def fit_manifest_settings(data: DataConfig) -> dict[str, Any]:
     """Fits ``data.image``, ``data.audio`` and ``data.text`` to the training manifest, in place.
 
     Only settings the config did not set are chosen: images keep colour when any training image has it and take
@@ -180,7 +181,9 @@ def fit_manifest_settings(data: Any) -> dict[str, Any]:
     return report
 
 
-def describe_preprocessing(data: Any, modalities: Mapping[str, tuple[int, ...]], report: Mapping[str, Any]) -> str:
+def describe_preprocessing(
+    data: DataConfig, modalities: Mapping[str, tuple[int, ...]], report: Mapping[str, Any]
+) -> str:
     """Lines that say how each input is converted, and which settings were fitted to the files."""
     lines = []
     for name, shape in modalities.items():

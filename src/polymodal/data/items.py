@@ -9,18 +9,13 @@ import torch
 
 from polymodal.data.collate import Collate
 from polymodal.data.vocab import adapter_kind
-from polymodal.modalities import AudioAdapter, FeaturesAdapter, ImageAdapter, TextAdapter
+from polymodal.modalities.adapters import adapter
 
 
 def item_batches(data: Any, modality: str, items: list[Any], batch_size: int = 256) -> Iterator[dict[str, Any]]:
     """Collated batches of raw inputs of one modality (file paths, or strings for text), converted with the
     adapters of a run's ``DataConfig``; tensors are taken as they are (model-ready inputs)."""
-    convert = {
-        "image": lambda x: ImageAdapter(data.image).from_file(x),
-        "audio": lambda x: AudioAdapter(data.audio).from_file(x),
-        "text": lambda x: TextAdapter(data.text).from_text(x),
-        "features": lambda x: FeaturesAdapter(data.features).from_file(x),
-    }[adapter_kind(modality)]
+    convert = adapter(adapter_kind(modality), getattr(data, adapter_kind(modality))).read
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         inputs = [x if isinstance(x, torch.Tensor) else convert(x) for x in chunk]

@@ -8,8 +8,9 @@ sample. One more column holds the target. For example::
     1,clips/a.wav,pics/a.png,a dog barks,dog
     2,clips/b.wav,,a cat,cat
 
-Column modalities are inferred from the cells (``.wav`` -> audio, image extensions -> image, ``.npy`` -> features,
-anything else -> text) unless they are declared.
+Column modalities are inferred from the cells by the file suffixes each registered adapter reads
+(``polymodal.modalities.adapters``: ``.wav`` -> audio, image extensions -> image, ``.npy`` -> features, anything else
+-> text) unless they are declared.
 """
 
 from __future__ import annotations
@@ -26,40 +27,15 @@ from torch import Tensor
 from polymodal.data.decode_cache import DecodeCache
 from polymodal.data.vocab import adapter_kind, check_modality, is_features, is_sequence, modality_kind
 from polymodal.errors import ConfigError, DataError
-from polymodal.modalities.audio import AudioAdapter, AudioConfig
-from polymodal.modalities.features import FeaturesAdapter, FeaturesConfig
-from polymodal.modalities.image import ImageAdapter, ImageConfig
-from polymodal.modalities.text import TextAdapter, TextConfig
+from polymodal.modalities.adapters import Adapter, adapter, file_kinds, reads_files, settings_class
 from polymodal.progress import progress, say
+from polymodal.registry import ComponentConfig
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav",)
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-FEATURES_EXTENSIONS: tuple[str, ...] = (".npy",)
 TASKS: tuple[str, ...] = ("classification", "regression")
-
-# Each adapter kind's adapter and settings classes.
-ADAPTERS: dict[str, tuple[Any, Any]] = {
-    "image": (ImageAdapter, ImageConfig),
-    "audio": (AudioAdapter, AudioConfig),
-    "text": (TextAdapter, TextConfig),
-    "features": (FeaturesAdapter, FeaturesConfig),
-}
 # Columns never read as inputs unless declared.
 ID_COLUMN = "id"
 # Bad cells listed in one decoding error.
 MAX_REPORTED = 10
-
-
-def _cell_kind(cell: str) -> str:
-    """Names the modality a single non-empty cell looks like."""
-    suffix = Path(cell).suffix.lower()
-    if suffix in AUDIO_EXTENSIONS:
-        return "audio"
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in FEATURES_EXTENSIONS:
-        return "features"
-    return "text"
 
 
 def infer_column_modalities(
@@ -67,8 +43,9 @@ def infer_column_modalities(
 ) -> dict[str, str]:
     """Infers each column's modality from its non-empty cells.
 
-    A column whose cells all end in ``.wav`` is audio, all in image extensions is image, all in ``.npy`` is
-    features, and none in any of those is text. Suffixes are matched case-insensitively.
+    A column whose cells all end in a suffix one adapter reads is of that adapter's kind (``.wav``: audio, image
+    extensions: image, ``.npy``: features); one whose cells end in none of them is text. Suffixes are matched
+    case-insensitively.
 
     Args:
         rows: manifest rows, each mapping a column name to its (stripped) cell.
@@ -82,13 +59,14 @@ def infer_column_modalities(
         ConfigError: a column mixes kinds (e.g. wav files and text).
         DataError: a column has no non-empty cell.
     """
+    suffixes, other = file_kinds()
     inferred: dict[str, str] = {}
     for column in columns:
         counts: dict[str, int] = {}
         for row in rows:
             cell = row.get(column) or ""
             if cell:
-                kind = _cell_kind(cell)
+                kind = suffixes.get(Path(cell).suffix.lower(), other)
                 counts[kind] = counts.get(kind, 0) + 1
         if not counts:
             raise DataError(f"{source}: column {column!r} is empty in every row")
@@ -177,10 +155,8 @@ class ManifestDataset(torch.utils.data.Dataset):
         task: ``"classification"`` (string labels) or ``"regression"`` (finite floats).
         class_names: classification only: the label set to use (e.g. the training manifest's, for a test manifest);
             a target outside it is an error. Default: the sorted unique targets of this manifest.
-        image: image adapter config (default ``ImageConfig()``).
-        audio: audio adapter config (default ``AudioConfig()``).
-        text: text adapter config (default ``TextConfig()``).
-        features: features adapter config (default ``FeaturesConfig()``).
+        settings: each adapter kind's settings (``{"image": ImageConfig(...)}``, as ``data.image`` holds them); a
+            kind not given takes its defaults.
         show_progress: show a progress bar while decoding.
         shapes: the training data's per-sample shapes, for a manifest scored or predicted with a trained run: a
             declared column the file lacks, or leaves empty, is then an input missing for every sample.
@@ -205,10 +181,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         modalities: dict[str, str] | None = None,
         task: str = "classification",
         class_names: list[str] | None = None,
-        image: ImageConfig | None = None,
-        audio: AudioConfig | None = None,
-        text: TextConfig | None = None,
-        features: FeaturesConfig | None = None,
+        settings: Mapping[str, ComponentConfig] | None = None,
         show_progress: bool = True,
         shapes: Mapping[str, tuple[int, ...]] | None = None,
         labeled: bool = True,
@@ -243,11 +216,10 @@ class ManifestDataset(torch.utils.data.Dataset):
             self.class_names = list(class_names or [])
             self.targets = torch.zeros(len(rows), dtype=torch.long if task == "classification" else torch.float32)
         self.num_classes = len(self.class_names)
-        configs = {"image": image, "audio": audio, "text": text, "features": features}
         self.ids = [row.get(ID_COLUMN, "") or str(number) for number, row in enumerate(rows, start=1)]
         # The raw cells (resolved file paths, or the text), for encoders with their own preprocessing (pretrained
         # spaces); "" where a cell is empty.
-        self._inputs, self.cells = self._decode_cached(rows, configs, source, show_progress, cache)
+        self._inputs, self.cells = self._decode_cached(rows, settings or {}, source, show_progress, cache)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.dtypes: dict[str, torch.dtype] = {}
         for m in self.modalities:
@@ -337,14 +309,19 @@ class ManifestDataset(torch.utils.data.Dataset):
         return names, torch.tensor(labels, dtype=torch.long)
 
     def _decode_cached(
-        self, rows: list[dict[str, str]], configs: dict[str, Any], source: str, show_progress: bool, cache: Path | None
+        self,
+        rows: list[dict[str, str]],
+        given: Mapping[str, ComponentConfig],
+        source: str,
+        show_progress: bool,
+        cache: Path | None,
     ) -> tuple[dict[str, list[Tensor | None]], dict[str, list[str]]]:
         """:meth:`_decode` through the decode cache in ``cache`` (when given): read back when the manifest, its
         files and the settings are those of a cached decode, else decoded and stored."""
-        configs = {k: c if c is not None else ADAPTERS[k][1]() for k, c in configs.items()}
+        kinds = {adapter_kind(m) for m in self.modalities}
+        configs = {k: given[k] if k in given else settings_class(k)() for k in kinds}
         entry, key = None, None
         if cache is not None:
-            kinds = {adapter_kind(m) for m in self.modalities}
             settings = {k: configs[k].model_dump(mode="json") for k in kinds}
             entry = DecodeCache(cache, self.path, self.columns, settings)
             key = entry.key(self._files(rows))
@@ -363,14 +340,14 @@ class ManifestDataset(torch.utils.data.Dataset):
         for row in rows:
             for m in self.modalities:
                 cell = row.get(self.columns[m], "")
-                files.append(_resolve(cell, self.path.parent) if cell and modality_kind(m) != "text" else None)
+                files.append(_resolve(cell, self.path.parent) if cell and reads_files(adapter_kind(m)) else None)
         return files
 
     def _decode(
-        self, rows: list[dict[str, str]], configs: dict[str, Any], source: str, show_progress: bool
+        self, rows: list[dict[str, str]], configs: Mapping[str, ComponentConfig], source: str, show_progress: bool
     ) -> tuple[dict[str, list[Tensor | None]], dict[str, list[str]]]:
         """Decodes every cell of every input column, checking that feature dimensions agree across rows."""
-        adapters = {m: ADAPTERS[adapter_kind(m)][0](configs[adapter_kind(m)]) for m in self.modalities}
+        adapters = {m: adapter(adapter_kind(m), configs[adapter_kind(m)]) for m in self.modalities}
         inputs: dict[str, list[Tensor | None]] = {m: [] for m in self.modalities}
         cells: dict[str, list[str]] = {m: [] for m in self.modalities}
         bar = progress(rows, desc=f"decoding {self.path.name}", unit="row", enabled=show_progress)
@@ -386,7 +363,7 @@ class ManifestDataset(torch.utils.data.Dataset):
     def _decode_rows(
         self,
         rows: Any,
-        adapters: dict[str, Any],
+        adapters: dict[str, Adapter],
         source: str,
         folder: Path,
         inputs: dict[str, list[Tensor | None]],
@@ -407,7 +384,7 @@ class ManifestDataset(torch.utils.data.Dataset):
                     cells[m].append("")
                     continue
                 try:
-                    value, resolved = self._decode_cell(cell, m, adapters[m], folder)
+                    value, resolved = self._decode_cell(cell, adapters[m], folder)
                     if is_features(m):
                         dim = int(value.shape[-1])
                         first_dim.setdefault(m, (dim, number))
@@ -431,16 +408,16 @@ class ManifestDataset(torch.utils.data.Dataset):
             )
 
     @staticmethod
-    def _decode_cell(cell: str, modality: str, adapter: Any, folder: Path) -> tuple[Tensor, str]:
+    def _decode_cell(cell: str, adapter: Adapter, folder: Path) -> tuple[Tensor, str]:
         """One non-empty cell -> (tensor, the resolved file path or the text itself)."""
-        if modality_kind(modality) == "text":
-            return adapter.from_text(cell), cell
+        if not adapter.extensions:
+            return adapter.read(cell), cell
         file = _resolve(cell, folder)
         if not file.exists():
             raise DataError(f"file not found: {file}")
         if not file.is_file():
             raise DataError(f"not a file: {file}")
-        return adapter.from_file(file), str(file)
+        return adapter.read(file), str(file)
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, Subset
 from polymodal.data.avdigits import AVDigits
 from polymodal.data.avmnist import AVMNIST, embedded_avmnist_splits
 from polymodal.data.collate import Collate
+from polymodal.data.config import DataConfig
 from polymodal.data.decode_cache import cache_folder
 from polymodal.data.digit_captions import Captioned, digit_caption_splits
 from polymodal.data.fitting import fit_manifest_settings
@@ -35,6 +36,7 @@ from polymodal.data.spec import DataSpec, TaskSpec
 from polymodal.data.splits import part_indices, split_indices, subset_indices
 from polymodal.data.vocab import is_sequence
 from polymodal.errors import ConfigError, DataError
+from polymodal.modalities import ADAPTERS
 from polymodal.registry import ComponentConfig, Registry
 
 DATASETS = Registry("dataset")
@@ -120,7 +122,7 @@ def sample_shapes(dataset: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, s
     return shapes, dtypes
 
 
-def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
+def build_data(data: DataConfig, seed: int, progress: bool = True) -> DataBundle:
     """Builds the splits of ``data.name``; applies ``data.max_train_samples``, ``max_eval_samples`` and ``modalities``.
 
     Args:
@@ -146,7 +148,7 @@ def build_data(data: Any, seed: int, progress: bool = True) -> DataBundle:
     return bundle
 
 
-def build_split(data: Any, seed: int, split: str, info: Mapping[str, Any], progress: bool = True) -> Dataset:
+def build_split(data: DataConfig, seed: int, split: str, info: Mapping[str, Any], progress: bool = True) -> Dataset:
     """The ``val`` or ``test`` split of a trained run's data, as the run scored it, decoding only what it needs.
 
     CSV manifests: that split's manifest alone (a validation split carved from train: the training manifest), with
@@ -166,7 +168,7 @@ def build_split(data: Any, seed: int, split: str, info: Mapping[str, Any], progr
     return _eval_subset(dataset, data)
 
 
-def _eval_subset(dataset: Dataset, data: Any) -> Dataset:
+def _eval_subset(dataset: Dataset, data: DataConfig) -> Dataset:
     """``data.max_eval_samples`` of a validation or test split, drawn with a fixed seed: every run of a comparison is
     scored on the same samples."""
     if not data.max_eval_samples:
@@ -174,7 +176,7 @@ def _eval_subset(dataset: Dataset, data: Any) -> Dataset:
     return Subset(dataset, subset_indices(len(cast(Sized, dataset)), data.max_eval_samples, 0))
 
 
-def fit_data_settings(data: Any) -> dict[str, Any]:
+def fit_data_settings(data: DataConfig) -> dict[str, Any]:
     """Fits the adapter settings that ``data`` leaves unset to its training files, in place (CSV manifests; other
     sources have fixed formats). Returns what was chosen and why (``run.json``'s ``preprocessing``)."""
     if data.name != "manifest" or not data.train:
@@ -182,7 +184,7 @@ def fit_data_settings(data: Any) -> dict[str, Any]:
     return fit_manifest_settings(data)
 
 
-def _add_captions(bundle: DataBundle, data: Any, seed: int) -> None:
+def _add_captions(bundle: DataBundle, data: DataConfig, seed: int) -> None:
     """Adds a generated caption of each sample's digit as the text modality of every split (``data.captions``)."""
     if bundle.task != "classification" or bundle.class_names != [str(d) for d in range(10)]:
         raise ConfigError(f"data.captions: only for digit classification data (classes 0-9), not {data.name}")
@@ -198,7 +200,7 @@ def _add_captions(bundle: DataBundle, data: Any, seed: int) -> None:
 
 
 def fixed_splits(
-    data: Any, train: Dataset, val: Dataset, test: Dataset, task: str | None = None, reference: Any = None
+    data: DataConfig, train: Dataset, val: Dataset, test: Dataset, task: str | None = None, reference: Any = None
 ) -> DataBundle:
     """The bundle of a source with fixed splits; ``data.modalities`` may pick a subset of its modalities.
 
@@ -217,19 +219,19 @@ def fixed_splits(
     return DataBundle(train, val, test, task, modalities, shapes, dtypes, class_names)
 
 
-def _list_of_modalities(data: Any) -> None:
+def _list_of_modalities(data: DataConfig) -> None:
     if isinstance(data.modalities, dict):
         raise ConfigError(f"data.modalities: {data.name} takes a list of modalities, not a column mapping")
 
 
-def _required_root(data: Any, what: str) -> str:
+def _required_root(data: DataConfig, what: str) -> str:
     if not data.root:
         raise ConfigError(f"data.root: required for {data.name} data ({what})")
     return data.root
 
 
 @DATASETS.register("avdigits", reads("root"))
-def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_avdigits(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """The embedded AV-digits data (``data.root`` may point at another build of the .npz)."""
     _list_of_modalities(data)
     kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
@@ -237,7 +239,7 @@ def build_avdigits(data: Any, seed: int, progress: bool) -> DataBundle:
 
 
 @DATASETS.register("avmnist", reads("root"))
-def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_avmnist_data(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """AV-MNIST arrays built by ``polymodal data build avmnist`` in the folder ``data.root``; without it, a small
     AV-MNIST made the same way from packaged data (avdigits images, FSDD clips)."""
     _list_of_modalities(data)
@@ -246,8 +248,13 @@ def build_avmnist_data(data: Any, seed: int, progress: bool) -> DataBundle:
     return fixed_splits(data, AVMNIST("train", data.root), AVMNIST("val", data.root), AVMNIST("test", data.root))
 
 
+def adapter_settings(data: DataConfig) -> dict[str, ComponentConfig]:
+    """The settings in ``data`` of each registered adapter kind (``data.image``, ``data.audio``, ...)."""
+    return {kind: getattr(data, kind) for kind in ADAPTERS.names()}
+
+
 def manifest_split(
-    path: str | Path, data: Any, class_names: list[str] | None, modalities: Any, progress: bool, **options: Any
+    path: str | Path, data: DataConfig, class_names: list[str] | None, modalities: Any, progress: bool, **options: Any
 ) -> ManifestDataset:
     """One CSV manifest decoded with the run's adapter settings, through the decode cache (see
     :mod:`polymodal.data.decode_cache`); ``options`` go to :class:`ManifestDataset` (``shapes``, ``labeled``: a
@@ -259,10 +266,7 @@ def manifest_split(
         modalities=modalities,
         task=data.task,
         class_names=class_names,
-        image=data.image,
-        audio=data.audio,
-        text=data.text,
-        features=data.features,
+        settings=adapter_settings(data),
         show_progress=progress,
         **options,
     )
@@ -279,14 +283,14 @@ def check_same_shapes(dataset: ManifestDataset, shapes: dict[str, tuple[int, ...
 
 
 @DATASETS.register("digit-captions", reads("root"))
-def build_digit_captions(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_digit_captions(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """MNIST images with generated multilingual captions (MoMo): the packaged avdigits images, or ``data.root``, the
     user's Keras-style ``mnist.npz``."""
     _list_of_modalities(data)
     return fixed_splits(data, *digit_caption_splits(data.root, seed, data.image, data.text))
 
 
-def carve_validation(train: Any, data: Any, seed: int, remedy: str) -> tuple[Dataset, Dataset]:
+def carve_validation(train: Any, data: DataConfig, seed: int, remedy: str) -> tuple[Dataset, Dataset]:
     """Splits ``data.val_fraction`` of ``train`` off as validation (stratified for classification).
 
     Args:
@@ -309,7 +313,7 @@ def non_float_dtypes(dtypes: dict[str, torch.dtype]) -> dict[str, str]:
 
 
 @DATASETS.register("manifest", reads("train", "val", "test", "target", "val_fraction"))
-def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_manifest(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CSV manifests of the user's files; validation carved from train (stratified) unless ``data.val`` is given."""
     for key in ("train", "test"):
         if not getattr(data, key):
@@ -336,7 +340,7 @@ def build_manifest(data: Any, seed: int, progress: bool) -> DataBundle:
     return DataBundle(training, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
 
 
-def sentiment_bundle(data: Any, train: Dataset, val: Dataset, test: SequenceDataset) -> DataBundle:
+def sentiment_bundle(data: DataConfig, train: Dataset, val: Dataset, test: SequenceDataset) -> DataBundle:
     """A regression bundle over sentiment streams (``data.modalities`` may pick a subset, e.g. ``[text]``)."""
     if data.task != "regression":
         raise ConfigError(f"data.task: {data.name} holds sentiment scores; set data.task: regression")
@@ -344,26 +348,26 @@ def sentiment_bundle(data: Any, train: Dataset, val: Dataset, test: SequenceData
     return fixed_splits(data, train, val, test, "regression", reference=test)
 
 
-def _feature_file(data: Any, fmt: str) -> DataBundle:
+def _feature_file(data: DataConfig, fmt: str) -> DataBundle:
     path = _required_root(data, "the .pkl file or its .polymodal.npz cache")
     splits = load_feature_file(path, fmt, data.trust_pickle, data.text)
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
 
 @DATASETS.register("mmsa", reads("root", "trust_pickle"))
-def build_mmsa(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_mmsa(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """An MMSA feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
     return _feature_file(data, "mmsa")
 
 
 @DATASETS.register("mult", reads("root", "trust_pickle"))
-def build_mult(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_mult(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """A MulT feature pickle (``data.trust_pickle`` to convert it once) or its safe ``.polymodal.npz`` cache."""
     return _feature_file(data, "mult")
 
 
 @DATASETS.register("mosi", reads("root", "folds", "fold"))
-def build_mosi(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_mosi(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI word-aligned features of the standard valid split, in video-disjoint folds (``data.fold``)."""
     dataset, videos = load_mosi_word_aligned(_required_root(data, "the mosi folder or its word-aligned npz"), data.text)
     train, val, test = video_folds(videos, data.folds, data.fold)
@@ -371,14 +375,14 @@ def build_mosi(data: Any, seed: int, progress: bool) -> DataBundle:
 
 
 @DATASETS.register("mosi-text", reads("root"))
-def build_mosi_text(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_mosi_text(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI transcripts on the official train/valid/test split (text only)."""
     splits = load_mosi_transcripts(_required_root(data, "the mosi folder or labels_splits.csv"), data.text)
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
 
 @DATASETS.register("selfmi-digits", reads("root"))
-def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_selfmi_digits(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """AV-digits re-paired so each modality carries its own digit; the target is their weighted sum."""
     if data.task != "regression":
         raise ConfigError("data.task: selfmi-digits is a regression task; set data.task: regression")
@@ -389,7 +393,7 @@ def build_selfmi_digits(data: Any, seed: int, progress: bool) -> DataBundle:
 
 
 @DATASETS.register("multitask-digits", reads("root", "tasks", "low_data_examples"))
-def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_multitask_digits(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """MultiModel's five digit tasks (image, audio and text in; classes or text out) from the packaged avdigits data,
     or from ``data.root`` holding the user's ``mnist/mnist.npz`` and ``fsdd/recordings/``."""
     if data.modalities is not None:
@@ -406,19 +410,21 @@ def build_multitask_digits(data: Any, seed: int, progress: bool) -> DataBundle:
     return DataBundle(train, val, test, data.task, modalities, shapes, {"text": "int64"}, classes, tasks=TASKS)
 
 
-def pack_manifest(path: str | Path, data: Any, out: str | Path, shard_size: int, progress: bool) -> dict[str, Any]:
+def pack_manifest(
+    path: str | Path, data: DataConfig, out: str | Path, shard_size: int, progress: bool
+) -> dict[str, Any]:
     """Decodes a CSV manifest once with ``data``'s adapter settings and writes it as a packed dataset in ``out``.
 
     Returns the pack's ``index.json`` contents.
     """
     declared = data.modalities if isinstance(data.modalities, dict) else None
     dataset = manifest_split(path, data, None, declared, progress)
-    settings = {k: getattr(data, k).model_dump(mode="json") for k in ("image", "audio", "text", "features")}
+    settings = {k: c.model_dump(mode="json") for k, c in adapter_settings(data).items()}
     return pack_dataset(dataset, Path(out), shard_size, {"target": data.target, **settings}, progress)
 
 
 @DATASETS.register("packed", reads("train", "val", "test", "val_fraction"))
-def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_packed(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """Folders written by ``polymodal data pack``, read lazily; validation carved from train unless ``data.val``."""
     for key in ("train", "test"):
         if not getattr(data, key):
@@ -446,7 +452,7 @@ def build_packed(data: Any, seed: int, progress: bool) -> DataBundle:
 
 
 @DATASETS.register("memory", DatasetOptions)
-def build_memory(data: Any, seed: int, progress: bool) -> DataBundle:
+def build_memory(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """Splits passed from Python (``polymodal.train(..., data=Splits(...))``); they cannot be read again by name."""
     raise ConfigError(
         "data.name: memory: datasets passed from Python (polymodal.train(..., data=Splits(...))) are not saved with "

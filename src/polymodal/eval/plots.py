@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from polymodal.eval.selection import METRICS, base_metric
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -43,8 +45,6 @@ _LINE_STYLES = ("-", "--", ":", "-.")
 # Training-log columns that are settings rather than scores: the learning rate and a contrastive logit scale or
 # temperature (around 14-20, which would flatten scores in [0, 1] on a shared axis).
 _SCALAR_NAMES = ("scale", "temperature")
-# Validation errors share the loss panel (same units as a regression loss), like the Trainer's minimised metrics.
-_ERROR_NAMES = ("mae", "mse")
 
 _SELECTED_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": "--", "linewidth": 1.2}
 _CHANCE_STYLE: dict[str, Any] = {"color": "0.45", "linestyle": ":", "linewidth": 1.5, "zorder": 3}  # drawn over bars
@@ -80,11 +80,13 @@ def series_styles(names: Sequence[str]) -> dict[str, dict[str, str]]:
 
 def curve_panel(name: str) -> str:
     """Which panel of the training curves a log column goes to: ``"scalar"`` (learning rate, logit scale or
-    temperature), ``"metric"`` (validation scores) or ``"loss"`` (training losses, validation loss and errors)."""
+    temperature), ``"metric"`` (validation scores) or ``"loss"`` (training losses, and validation metrics where lower
+    is better: the loss and errors, in the units of a regression loss)."""
     last = name.rsplit("_", 1)[-1]
     if name == "lr" or last in _SCALAR_NAMES:
         return "scalar"
-    if name.startswith("val_") and "loss" not in name and last not in _ERROR_NAMES:
+    base = base_metric(name.removeprefix("val_"))
+    if name.startswith("val_") and "loss" not in name and (base is None or METRICS[base].higher_is_better):
         return "metric"
     return "loss"
 

@@ -4,8 +4,10 @@ Each adapter has a pydantic config holding its defaults and a class with ``from_
 raise a one-line :class:`polymodal.errors.DataError` naming the source. Learnable parts (patch embeddings, token
 embeddings, encoders) do not belong here; they live in ``polymodal.models``. Datasets live in ``polymodal.data``.
 
-The configs live in the torch-free :mod:`polymodal.modalities.settings`; the adapters (which import torch) are
-imported on first use, so validating a recipe stays light.
+Each adapter kind is registered in ``ADAPTERS`` (:mod:`polymodal.modalities.adapters`) with its settings class, so
+CSV manifests and ``embed`` read every kind through one table. The configs live in the torch-free
+:mod:`polymodal.modalities.settings`; the adapters (which import torch) are imported on first use, so validating a
+recipe stays light.
 """
 
 import importlib
@@ -27,6 +29,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ADAPTERS",
     "AudioAdapter",
     "AudioConfig",
     "ByteTokenizer",
@@ -45,6 +48,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ADAPTERS":
+        return importlib.import_module(f"{__name__}.adapters").registered()
     if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ import struct
 import warnings
 from math import gcd
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import soundfile
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from polymodal.errors import DataError
+from polymodal.modalities.adapters import ADAPTERS
 from polymodal.modalities.settings import AudioConfig
 
 # Added to the mel power before the log so silent bins stay finite; log(LOG_FLOOR) is also the padding value.
@@ -217,6 +219,7 @@ def log_mel(wave: Tensor, cfg: AudioConfig) -> Tensor:
     return torch.log(bank.T @ power + LOG_FLOOR)
 
 
+@ADAPTERS.register("audio", AudioConfig)
 class AudioAdapter:
     """Turns waveforms or WAV files into log-mel tensors of shape (1, n_mels, max_frames), or with
     ``cfg.features == "waveform"`` into the resampled waveforms of shape (1, max_frames * hop_length).
@@ -225,8 +228,15 @@ class AudioAdapter:
         cfg: front-end parameters.
     """
 
+    # File suffixes it reads (a CSV manifest infers a column of them as this kind).
+    extensions: ClassVar[tuple[str, ...]] = (".wav",)
+
     def __init__(self, cfg: AudioConfig) -> None:
         self.cfg = cfg
+
+    def read(self, item: str | Path) -> Tensor:
+        """One WAV file (a CSV manifest cell, an item to ``embed``)."""
+        return self.from_file(item)
 
     def from_wave(self, wave: np.ndarray, sample_rate: int) -> Tensor:
         """Resamples ``wave`` (T,) from ``sample_rate`` to ``cfg.sample_rate`` and returns (1, n_mels, max_frames),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from polymodal.errors import DataError
+from polymodal.modalities.adapters import ADAPTERS
 from polymodal.modalities.settings import FeaturesConfig
 
 
@@ -49,6 +51,7 @@ def load_npy(path: str | Path) -> np.ndarray:
     return arr
 
 
+@ADAPTERS.register("features", FeaturesConfig)
 class FeaturesAdapter:
     """Validates feature arrays and converts them to float32 tensors of shape (T, D).
 
@@ -56,8 +59,15 @@ class FeaturesAdapter:
         cfg: expected dimension and length limit.
     """
 
+    # File suffixes it reads (a CSV manifest infers a column of them as this kind).
+    extensions: ClassVar[tuple[str, ...]] = (".npy",)
+
     def __init__(self, cfg: FeaturesConfig) -> None:
         self.cfg = cfg
+
+    def read(self, item: str | Path) -> Tensor:
+        """One ``.npy`` feature array (a CSV manifest cell, an item to ``embed``)."""
+        return self.from_file(item)
 
     def from_array(self, arr: np.ndarray, source: str = "array") -> Tensor:
         """Converts a (D,) or (T, D) numeric array; a (D,) array becomes one step.

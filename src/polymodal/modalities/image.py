@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.errors import DataError
+from polymodal.modalities.adapters import ADAPTERS
 from polymodal.modalities.features import load_npy
 from polymodal.modalities.settings import ImageConfig
 
@@ -30,6 +32,7 @@ def _unit_scale(arr: np.ndarray, source: str) -> np.ndarray:
     raise DataError(f"{source}: unsupported pixel dtype {arr.dtype} (use uint8 0-255, uint16 or float 0-1)")
 
 
+@ADAPTERS.register("image", ImageConfig)
 class ImageAdapter:
     """Converts images to normalised tensors of shape (channels, size, size).
 
@@ -37,8 +40,15 @@ class ImageAdapter:
         cfg: geometry and normalisation.
     """
 
+    # File suffixes it reads (a CSV manifest infers a column of them as this kind).
+    extensions: ClassVar[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
     def __init__(self, cfg: ImageConfig) -> None:
         self.cfg = cfg
+
+    def read(self, item: str | Path) -> Tensor:
+        """One image file (a CSV manifest cell, an item to ``embed``)."""
+        return self.from_file(item)
 
     def from_arrays(self, arr: np.ndarray, source: str = "array") -> Tensor:
         """Vectorised :meth:`from_array` over a stack of images of one size.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from polymodal.modalities.adapters import ADAPTERS
 from polymodal.modalities.huggingface import load_tokenizer
 from polymodal.modalities.settings import TextConfig
 
@@ -64,12 +67,16 @@ class PretrainedTokenizer:
         return torch.tensor(ids or [self.tokenizer.unk_token_id or 0], dtype=torch.long)
 
 
+@ADAPTERS.register("text", TextConfig)
 class TextAdapter:
     """Turns strings into token tensors with a :class:`ByteTokenizer`, or the model's tokenizer (``cfg.tokenizer``).
 
     Args:
         cfg: tokenisation settings.
     """
+
+    # None: it reads the string itself (a CSV manifest cell without a known file suffix).
+    extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TextConfig) -> None:
         self.cfg = cfg
@@ -78,6 +85,10 @@ class TextAdapter:
             if cfg.tokenizer is None
             else PretrainedTokenizer(cfg.tokenizer, cfg.max_length)
         )
+
+    def read(self, item: str | Path) -> Tensor:
+        """One text: the string itself (a CSV manifest cell, an item to ``embed``)."""
+        return self.from_text(str(item))
 
     @property
     def vocab_size(self) -> int:

@@ -18,6 +18,7 @@ from polymodal.data.spec import DataSpec
 from polymodal.data.vocab import modality_kind
 from polymodal.errors import ConfigError
 from polymodal.models.bridge import BridgeProjector, CMCRProjector
+from polymodal.models.config import ModelConfig
 from polymodal.models.encoders import ENCODERS
 from polymodal.models.fusion import FUSIONS
 from polymodal.models.heads import HEADS
@@ -67,7 +68,7 @@ CAPABILITIES: dict[str, Capability] = {
 class ArchitectureOptions(ComponentConfig):
     """Base of an architecture's options (``model.options``), with what the architecture declares."""
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         """What a model built from the ``ModelConfig`` ``model`` with these options offers (:data:`CAPABILITIES`)."""
         return frozenset()
 
@@ -75,7 +76,7 @@ class ArchitectureOptions(ComponentConfig):
         """Raises a one-line ConfigError when the architecture cannot be built for or run on ``data``."""
 
 
-def build_model(config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int) -> nn.Module:
+def build_model(config: ModelConfig, shapes: Mapping[str, tuple[int, ...]], out_dim: int) -> nn.Module:
     """Builds the architecture ``config.name`` with its ``config.options``.
 
     Args:
@@ -120,7 +121,7 @@ class MultimodalOptions(ArchitectureOptions):
     projection_dim: int | None = Field(None, gt=0)
     temperature: float = Field(0.07, gt=0)
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         offered = {"outputs", "fusion"}
         optional = {
             "shared_head": model.fusion["name"] == "late",
@@ -133,7 +134,7 @@ class MultimodalOptions(ArchitectureOptions):
 
 @ARCHITECTURES.register("multimodal", MultimodalOptions)
 def build_multimodal(
-    config: Any,
+    config: ModelConfig,
     shapes: Mapping[str, tuple[int, ...]],
     out_dim: int,
     projection_dim: int | None = None,
@@ -193,7 +194,7 @@ class MoMoConfig(ArchitectureOptions):
     # Dual stream only (shared: false): layers of the fusion stack; None = depth, 0 = none (late interaction).
     fusion_depth: int | None = Field(None, ge=0)
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         return frozenset({"stream"})
 
     def check_data(self, data: DataSpec) -> None:
@@ -216,7 +217,7 @@ def build_momo(
     temperature: float,
     max_text_length: int,
     fusion_depth: int | None,
-    config: Any,
+    config: ModelConfig,
     shapes: Mapping[str, tuple[int, ...]],
     out_dim: int,
 ) -> MoMoModel:
@@ -256,7 +257,7 @@ class MultiModelConfig(ArchitectureOptions):
     dropout: float = Field(0.0, ge=0, lt=1)
     max_tasks: int = Field(8, ge=1)
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         return frozenset({"task_body"})
 
     def check_data(self, data: DataSpec) -> None:
@@ -280,7 +281,7 @@ def build_multimodel(
     use_attention: bool,
     dropout: float,
     max_tasks: int,
-    config: Any,
+    config: ModelConfig,
     shapes: Mapping[str, tuple[int, ...]],
     out_dim: int,
 ) -> MultiModel:
@@ -313,13 +314,13 @@ class ExMCRConfig(ArchitectureOptions):
     hidden: int = Field(256, gt=0)
     temperature: float = Field(0.05, gt=0)
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         return frozenset({"projector", "dense_alignment"})
 
 
 @ARCHITECTURES.register("exmcr", ExMCRConfig)
 def build_exmcr(
-    hidden: int, temperature: float, config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
+    hidden: int, temperature: float, config: ModelConfig, shapes: Mapping[str, tuple[int, ...]], out_dim: int
 ) -> BridgeProjector:
     """The projector from the leaf space into the base space; ``shapes`` holds each space's width as
     ``{"base": (D_base,), "leaf": (D_leaf,)}``."""
@@ -334,13 +335,13 @@ class CMCRConfig(ArchitectureOptions):
     hidden: int = Field(256, gt=0)
     temperature: float = Field(0.05, gt=0)
 
-    def capabilities(self, model: Any) -> frozenset[str]:
+    def capabilities(self, model: ModelConfig) -> frozenset[str]:
         return frozenset({"projector"})
 
 
 @ARCHITECTURES.register("cmcr", CMCRConfig)
 def build_cmcr(
-    dim: int, hidden: int, temperature: float, config: Any, shapes: Mapping[str, tuple[int, ...]], out_dim: int
+    dim: int, hidden: int, temperature: float, config: ModelConfig, shapes: Mapping[str, tuple[int, ...]], out_dim: int
 ) -> CMCRProjector:
     """The C-MCR-style pair of projectors into a new ``dim``-wide space (``shapes`` as for ``exmcr``)."""
     widths = _space_widths(shapes)

@@ -26,6 +26,7 @@ from polymodal.eval.diagnosis import laziness_remedy, laziness_report
 from polymodal.eval.evaluate import evaluate_split, full_report, main_metrics, validation_metrics
 from polymodal.eval.plots import plot_modality_accuracy, plot_training_curves
 from polymodal.eval.representation import representation_report
+from polymodal.eval.selection import regression_counterpart
 from polymodal.models import adopt_adapter_settings, build_model
 from polymodal.progress import duration, say
 from polymodal.runs.provenance import PhaseClock
@@ -87,15 +88,14 @@ def read_data(config: RunConfig, show: bool) -> DataBundle:
     return bundle
 
 
-# Classification selection metrics and their regression counterparts (a recipe serves both tasks).
-REGRESSION_SELECTION = {"accuracy": "mae", "macro_f1": "mae", "robust_accuracy": "robust_mae"}
 
 
 def _selection_for_task(config: RunConfig, show: bool) -> None:
     """Replaces a classification selection metric by its regression counterpart on regression data, and says so."""
     metric = config.trainer.selection_metric
-    if config.data.task == "regression" and metric in REGRESSION_SELECTION:
-        config.trainer.selection_metric = REGRESSION_SELECTION[metric]
+    counterpart = regression_counterpart(metric)
+    if config.data.task == "regression" and counterpart is not None:
+        config.trainer.selection_metric = counterpart
         say(
             f"polymodal: note: regression data: selecting checkpoints on {config.trainer.selection_metric} "
             f"instead of {metric}",

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.collate import move_to
 from polymodal.errors import ConfigError, TrainingError
+from polymodal.eval.selection import higher_is_better
 from polymodal.progress import duration, progress, say
 from polymodal.training.checkpoint import (
     CheckpointManager,
@@ -24,10 +25,9 @@ from polymodal.training.checkpoint import (
     set_rng_state,
     unflatten_optimizer,
 )
+from polymodal.training.config import OptimizerConfig, SchedulerConfig, TrainerConfig
 from polymodal.training.distributed import World
 from polymodal.training.log import CsvLog, TensorBoardLog
-
-MINIMISED_METRICS = ("loss", "mae", "mse", "robust_mae")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -83,7 +83,7 @@ class EpochSampler(Sampler[int]):
         return math.ceil(self.size / self.world_size) - self.skip
 
 
-def build_optimizer(groups: list[dict[str, Any]], config: Any) -> torch.optim.Optimizer:
+def build_optimizer(groups: list[dict[str, Any]], config: OptimizerConfig) -> torch.optim.Optimizer:
     # A group's lr_scale (an encoder with a learning rate of its own) multiplies the configured learning rate.
     groups = [{**g, "lr": config.lr * g["lr_scale"]} if "lr_scale" in g else g for g in groups]
     if config.name == "sgd":
@@ -92,7 +92,7 @@ def build_optimizer(groups: list[dict[str, Any]], config: Any) -> torch.optim.Op
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: Any, total_steps: int
+    optimizer: torch.optim.Optimizer, config: SchedulerConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     warmup, name = config.warmup_steps, config.name
     if config.warmup_fraction is not None:  # scaled to the run's length
@@ -139,7 +139,7 @@ class Trainer:
     def __init__(
         self,
         strategy: Any,
-        config: Any,
+        config: TrainerConfig,
         run_dir: Path,
         collate: Callable,
         batch_size: int,
@@ -159,7 +159,7 @@ class Trainer:
         self.device = self.world.device(resolve_device(config.device))
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", keep=config.keep_checkpoints)
         self.amp = config.amp and self.device.type == "cuda"
-        self.minimise = config.selection_metric in MINIMISED_METRICS
+        self.minimise = not higher_is_better(config.selection_metric)
         # Position and bookkeeping; all of it is saved in every checkpoint.
         self.epoch = 0
         self.batch_in_epoch = 0
