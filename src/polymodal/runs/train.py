@@ -88,8 +88,6 @@ def read_data(config: RunConfig, show: bool) -> DataBundle:
     return bundle
 
 
-
-
 def _selection_for_task(config: RunConfig, show: bool) -> None:
     """Replaces a classification selection metric by its regression counterpart on regression data, and says so."""
     metric = config.trainer.selection_metric
