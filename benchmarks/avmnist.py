@@ -55,7 +55,7 @@ def run_one(method: str, seed: int, data: Path, runs: Path, overrides: list[str]
 def build_info(data: Path) -> dict:
     """The data build's parameters recorded in a row: PCA components and noise range, from ``DATA/meta.json``."""
     meta = json.loads((data / "meta.json").read_text())
-    return {"components": meta["pca_components"], "snr_db": meta["snr_db"]}
+    return {"components": meta.get("pca_components"), "snr_db": meta.get("snr_db")}
 
 
 def row(method: str, seed: int, metrics: dict, regime: str = "default", info: dict | None = None) -> dict:

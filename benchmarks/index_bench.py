@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -49,8 +50,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    import faiss
-
+    faiss = importlib.import_module("faiss") if any(b.startswith("faiss") for b in args.backends) else None
     rows = []
     rng = np.random.default_rng(args.seed)
     for n in args.sizes:
@@ -94,8 +94,12 @@ def main() -> None:
         "cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "faiss_threads": faiss.omp_get_max_threads(),
-        "versions": {"faiss": faiss.__version__, "numpy": np.__version__, "torch": torch.__version__},
+        "faiss_threads": faiss.omp_get_max_threads() if faiss else None,
+        "versions": {
+            "faiss": faiss.__version__ if faiss else None,
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+        },
         "python": platform.python_version(),
         "query_batch": args.queries,
     }

@@ -97,16 +97,16 @@ def params_used(run_dir: Path) -> int:
     return sum(q.numel() for q in model.parameters() if q.grad is not None)
 
 
-def run(seeds: list[int], methods: list[str]) -> None:
+def run(seeds: list[int], methods: list[str], results: Path, mnist: str, extra: list[str]) -> None:
     torch.set_num_threads(1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for method in methods:
             overrides = METHODS[method]
             out = RUNS / f"{method}-s{seed}"
             shutil.rmtree(out, ignore_errors=True)
-            config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false"])
-            config.data.root = MNIST
+            config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false", *extra])
+            config.data.root = mnist
             started = time.perf_counter()
             metrics = train_run(config, out)
             row = {
@@ -127,7 +127,7 @@ def run(seeds: list[int], methods: list[str]) -> None:
                 "code": CODE,
                 "protocol": PROTOCOL,
             }
-            (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
+            (results / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
 
 
@@ -154,13 +154,13 @@ def retime() -> None:
         p.write_text(json.dumps(row, indent=1))
 
 
-def report() -> None:
+def report(results: Path) -> None:
     """Merges the part files into ``momo.json`` and prints one table per training budget (``protocol``).
 
     ``momo.part-*`` are the rows of the current recipe; ``momo-3k.part-*`` are the earlier 3,000-sample, 8-epoch
     rows, kept for the scale comparison in ``momo.md``.
     """
-    parts = sorted(RESULTS.glob("momo.part-*.json")) + sorted(RESULTS.glob("momo-3k.part-*.json"))
+    parts = sorted(results.glob("momo.part-*.json")) + sorted(results.glob("momo-3k.part-*.json"))
     rows = [json.loads(p.read_text()) for p in parts]
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     rows.sort(key=lambda r: (protocols.index(r["protocol"]), list(METHODS).index(r["method"]), r["seed"]))
@@ -185,7 +185,7 @@ def report() -> None:
         "dual-staged (one process at a time, recipe of 3,000 pairs and 8 epochs of 2+2+4); ... retime; ... report"
     )
     rows = [{**r, **env, **({"command": earlier} if r["protocol"] == "3k-8ep" else {})} for r in rows]
-    (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
+    (results / "momo.json").write_text(json.dumps(rows, indent=1))
     for protocol in protocols:
         print(f"\nprotocol {protocol}\n")
         lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
@@ -225,16 +225,20 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--mnist", default=MNIST, help="the mnist.npz of the runs (default ../shared/data/mnist)")
+    p.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the part files (default results/)")
     p = sub.add_parser("validate")
     p.add_argument("run_dirs", type=Path, nargs="+")
     sub.add_parser("retime")
-    sub.add_parser("report")
+    p = sub.add_parser("report")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the part files and momo.json")
     args = parser.parse_args()
     {
-        "run": lambda: run(args.seeds, args.methods),
+        "run": lambda: run(args.seeds, args.methods, args.results, args.mnist, args.overrides),
         "validate": lambda: validate(args.run_dirs),
         "retime": retime,
-        "report": report,
+        "report": lambda: report(args.results),
     }[args.command]()
 
 

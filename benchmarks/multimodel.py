@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscribing shared CPUs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON rows file (appended to)")
     parser.add_argument("--report", action="store_true", help="print the summary tables of the results and exit")
+    parser.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
     args = parser.parse_args()
     if args.report:
         print(report(json.loads(args.results.read_text())))
@@ -175,7 +176,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = json.loads(args.results.read_text()) if args.results.is_file() else []
     study = study_name(args.sampling, args.low_data_examples, args.epochs)
-    base = [f"data.root={args.root}", "trainer.progress=false"]
+    base = [f"data.root={args.root}", "trainer.progress=false", *args.overrides]
     # Only what differs from the recipe, so the recipe's own setting keeps its shipped command lines.
     if args.low_data_examples != PARSE_TRAIN:
         base.append(f"data.low_data_examples={args.low_data_examples}")

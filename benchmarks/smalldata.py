@@ -28,6 +28,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -107,14 +108,14 @@ def _column(folder: Path, modality: str) -> str:
     return {"image": "photo", "audio": "speech", "text": "caption"}[modality]
 
 
-def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path) -> dict:
+def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path, extra: Sequence[str] = ()) -> dict:
     out = runs / f"{size}-{seed}" / variant
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     if out.exists():
         shutil.rmtree(out)
     folder = data_dir(runs, size, seed, shared)
-    config = load_config("manifest-joint", [*overrides_for(variant, folder, seed), "trainer.progress=false"])
+    config = load_config("manifest-joint", [*overrides_for(variant, folder, seed), "trainer.progress=false", *extra])
     print(f"training {out}", flush=True)
     return train_run(config, out)
 
@@ -147,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         for seed in args.seeds:
             knn(args.runs, size, seed, args.shared)
             for variant in expand(args.variants):
-                run_one(args.runs, size, seed, variant, args.shared)
+                run_one(args.runs, size, seed, variant, args.shared, args.overrides)
 
 
 def _best_val_robust(run: Path) -> float | None:
@@ -300,6 +301,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[24])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=["default", "old", "unimodal"])
+    p.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
     p.add_argument("--runs", type=Path, required=True)
