@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.eval.index import EmbeddingIndex
+import polymodal
 
 
 def cpu_name() -> str:
@@ -60,7 +60,7 @@ def main() -> None:
         truth = None
         for backend in args.backends:
             started = time.perf_counter()
-            index = EmbeddingIndex(gallery, ids, "features", backend)
+            index = polymodal.EmbeddingIndex(gallery, ids, "features", backend)
             build = time.perf_counter() - started
             # IVF: the default nprobe, and fewer and more cells visited (a search-time setting, no rebuild).
             nprobes = sorted({index.nprobe, 8, index.nlist // 2}) if backend == "faiss-ivf" else [index.nprobe]

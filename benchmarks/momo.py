@@ -25,8 +25,7 @@ from pathlib import Path
 
 import torch
 
-from polymodal.config import load_config
-from polymodal.runs import evaluate_saved_run, load_run, train_run
+import polymodal
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))
@@ -48,8 +47,7 @@ METRICS = ("image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "
 
 def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
     """Median milliseconds per sample at batch size 1: embed an image and a caption; match an image-caption pair."""
-    _, _, strategy = load_run(run_dir)
-    model = strategy.model
+    model = polymodal.load(run_dir).model()
     image = torch.randn(1, 1, 28, 28)
     text = torch.randint(2, 258, (1, 16))
     lengths = torch.tensor([16])
@@ -72,8 +70,7 @@ def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
 def params_used(run_dir: Path) -> int:
     """Parameters that get a gradient from one step of every objective (on a pair batch): the counted parameters
     minus any the model holds but never uses."""
-    _, _, strategy = load_run(run_dir)
-    model = strategy.model.train()
+    model = polymodal.load(run_dir).model().train()
     image = torch.randn(4, 1, 28, 28)
     text = torch.randint(2, 258, (4, 16))
     lengths = torch.tensor([16, 12, 8, 4])
@@ -105,10 +102,9 @@ def run(seeds: list[int], methods: list[str], results: Path, mnist: str, extra: 
             overrides = METHODS[method]
             out = RUNS / f"{method}-s{seed}"
             shutil.rmtree(out, ignore_errors=True)
-            config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false", *extra])
-            config.data.root = mnist
+            options = [*overrides, f"trainer.seed={seed}", "trainer.progress=false", *extra, f"data.root={mnist}"]
             started = time.perf_counter()
-            metrics = train_run(config, out)
+            metrics = polymodal.train("momo-digits", options, out=out).metrics
             row = {
                 "method": method,
                 "seed": seed,
@@ -135,7 +131,7 @@ def validate(run_dirs: list[Path]) -> None:
     """Scores finished runs' representations on their VALIDATION split (the numbers choices were made on)."""
     torch.set_num_threads(1)
     for run_dir in run_dirs:
-        report = evaluate_saved_run(run_dir, split="val")["representation"]
+        report = polymodal.load(run_dir).evaluate(split="val")["representation"]
         print(json.dumps({"run_dir": str(run_dir), "split": "val", **{k: round(v, 4) for k, v in report.items()}}))
 
 

@@ -28,9 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.config import load_config
-from polymodal.data.sources import build_data
-from polymodal.runs import train_run
+import polymodal
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("SELFMI_RUNS", "/tmp/selfmi_runs"))
@@ -61,9 +59,8 @@ def generated_labels(run: Path) -> dict:
 def train(recipe: str, overrides: list[str], name: str) -> tuple[dict, Path]:
     out = RUNS / name
     shutil.rmtree(out, ignore_errors=True)
-    config = load_config(recipe, [*COMMON, *overrides])
     started = time.perf_counter()
-    metrics = train_run(config, out)
+    metrics = polymodal.train(recipe, [*COMMON, *overrides], out=out).metrics
     metrics["wall"] = time.perf_counter() - started
     return metrics, out
 
@@ -90,8 +87,8 @@ def run_digits(seeds: list[int], methods: list[str], extra: list[str]) -> list[d
             metrics, out = train("selfmi-digits", overrides, f"digits-{method}-{seed}")
             r = row(method, "selfmi-digits", seed, metrics, overrides, "selfmi-digits")
             if method in ("ulgm", "self_mi"):
-                config = load_config("selfmi-digits", [*COMMON, *overrides])
-                source = build_data(config.data, seed, progress=False).train.dataset  # the full SelfMIDigits
+                data = polymodal.load_data("selfmi-digits", [*COMMON, *overrides])
+                source = data.train.dataset  # the full SelfMIDigits
                 state = generated_labels(out)
                 index = np.array(state["indices"])
                 truth = source.contributions.numpy()[index]

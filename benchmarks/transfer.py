@@ -52,8 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import smalldata  # noqa: E402
 
 import polymodal  # noqa: E402
-from polymodal.config import load_config  # noqa: E402
-from polymodal.runs import train_run  # noqa: E402
 
 PRETRAIN = {
     "image": ["strategy.modality=image", "model.encoders={image: {name: lenet, out_dim: 64}}"],
@@ -88,11 +86,9 @@ def pretrain(runs: Path, extra: Sequence[str] = ()) -> dict[str, dict]:
         if not (folder / "metrics.json").is_file():
             if folder.exists():
                 shutil.rmtree(folder)
-            config = load_config(
-                "avdigits-unimodal", [*overrides, f"trainer.seed={PRETRAIN_SEED}", "trainer.progress=false", *extra]
-            )
+            options = [*overrides, f"trainer.seed={PRETRAIN_SEED}", "trainer.progress=false", *extra]
             print(f"pretraining {folder}", flush=True)
-            train_run(config, folder)
+            polymodal.train("avdigits-unimodal", options, out=folder)
         out[modality] = json.loads((folder / "metrics.json").read_text())
     return out
 
@@ -105,9 +101,9 @@ def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path, extra:
         shutil.rmtree(out)
     folder = smalldata.data_dir(runs, size, seed, shared)
     base = [f"data.train={folder / 'train.csv'}", f"data.test={folder / 'test.csv'}", f"trainer.seed={seed}"]
-    config = load_config("manifest-joint", [*base, *variants(runs)[variant], "trainer.progress=false", *extra])
+    options = [*base, *variants(runs)[variant], "trainer.progress=false", *extra]
     print(f"training {out}", flush=True)
-    return train_run(config, out)
+    return polymodal.train("manifest-joint", options, out=out).metrics
 
 
 def cmd_run(args: argparse.Namespace) -> None:
