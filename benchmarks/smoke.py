@@ -32,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Path parts whose numbers are timings or machine state, not results.
 NOT_RESULTS = re.compile(
-    r"seconds|latency|wall|timing|_ms$|_s$|ratio|share|^load|threads|^date|acceptance|cpu|startup|^import$|report_share|"
-    r"versions|git_commit|^command|^run_dir$"
+    r"seconds|latency|wall|timing|_ms$|_s$|ratio|share|^(plain|polymodal)_epoch$|^load|threads|^date|acceptance|"
+    r"cpu|startup|^import$|versions|git_commit|^command|^run_dir$"
 )
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
