@@ -27,9 +27,7 @@ from pathlib import Path
 
 import torch
 
-from polymodal.config import load_config
-from polymodal.runs.train import train_run
-from polymodal.training.checkpoint import CheckpointManager
+import polymodal
 
 METHODS = ("image", "audio", "late", "concat", "tensor", "lowrank", "mla")
 # Hand-written analysis below this line in avmnist.md survives regeneration of the tables above it.
@@ -41,21 +39,18 @@ def run_one(method: str, seed: int, data: Path, runs: Path, overrides: list[str]
     out = runs / f"{method}-seed{seed}"
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
-    config = load_config(
-        f"avmnist-{method}",
-        [f"data.root={data.resolve()}", f"trainer.seed={seed}", "trainer.progress=false", *overrides],
-    )
-    resume = out.is_dir() and bool(CheckpointManager(out / "checkpoints").step_checkpoints())
+    overrides = [f"data.root={data.resolve()}", f"trainer.seed={seed}", "trainer.progress=false", *overrides]
+    resume = any((out / "checkpoints").glob("ckpt-*.json"))  # a step checkpoint was written
     if out.is_dir() and not resume:
         shutil.rmtree(out)
     print(f"{'resuming' if resume else 'training'} {out}", flush=True)
-    return train_run(config, out, resume=resume)
+    return polymodal.train(f"avmnist-{method}", overrides, out=out, resume=resume).metrics
 
 
 def build_info(data: Path) -> dict:
     """The data build's parameters recorded in a row: PCA components and noise range, from ``DATA/meta.json``."""
     meta = json.loads((data / "meta.json").read_text())
-    return {"components": meta["pca_components"], "snr_db": meta["snr_db"]}
+    return {"components": meta.get("pca_components"), "snr_db": meta.get("snr_db")}
 
 
 def row(method: str, seed: int, metrics: dict, regime: str = "default", info: dict | None = None) -> dict:

@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,12 +80,15 @@ def run(command: list[str], out: Path) -> None:
     subprocess.run([*command, "--out", str(out), *resume], check=True)
 
 
-def commands(dataset: str, seed: int, runs: Path, data: list[str]) -> dict[str, tuple[list[str], Path]]:
+def commands(
+    dataset: str, seed: int, runs: Path, data: list[str], extra: Sequence[str] = ()
+) -> dict[str, tuple[list[str], Path]]:
+    """The command of each method; ``extra`` overrides go to every run, the bridged spaces' included."""
     base = [sys.executable, "-m", "polymodal"]
-    seed_o = [f"trainer.seed={seed}", "trainer.progress=false"]
+    seed_o = [f"trainer.seed={seed}", "trainer.progress=false", *extra]
     folder = runs / dataset
     exmcr_out = folder / f"exmcr-s{seed}"
-    space_extra = {"base": ["data.train_part=[0, 2]"], "leaf": ["data.train_part=[1, 2]"]}
+    space_extra = {"base": ["data.train_part=[0, 2]", *extra], "leaf": ["data.train_part=[1, 2]", *extra]}
     paired_extra = []
     if dataset == "avmnist":
         space_extra["leaf"].append(f"model.encoders.audio={AVMNIST_AUDIO}")
@@ -230,13 +234,15 @@ def main() -> None:
     parser.add_argument("--avmnist", help="AV-MNIST folder from `polymodal data build avmnist`")
     parser.add_argument("--avmnist-max-train", type=int, default=12000, help="training samples per AV-MNIST run")
     parser.add_argument("--table-only", action="store_true", help="only re-tabulate finished runs")
+    parser.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of exmcr.{md,json}")
     args = parser.parse_args()
     started = time.time()
     if not args.table_only:
         for dataset in args.datasets:
             data = data_overrides(dataset, args.avmnist, args.avmnist_max_train if dataset == "avmnist" else None)
             for seed in args.seeds:
-                jobs = commands(dataset, seed, args.runs, data)
+                jobs = commands(dataset, seed, args.runs, data, args.overrides)
                 for method in args.methods:  # exmcr first: cmcr reuses its spaces
                     run(*jobs[method])
     rows, spaces = [], {}
@@ -248,10 +254,10 @@ def main() -> None:
                 if method == "exmcr":
                     spaces[(dataset, seed)] = spaces_rows(dataset, seed, path.parent)
     command = "python benchmarks/exmcr.py " + " ".join(sys.argv[1:])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "exmcr.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (RESULTS / "exmcr.md").write_text(tabulate(rows, spaces, command))
-    print((RESULTS / "exmcr.md").read_text())
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "exmcr.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (args.results / "exmcr.md").write_text(tabulate(rows, spaces, command))
+    print((args.results / "exmcr.md").read_text())
     print(f"done in {time.time() - started:.0f} s")
 
 

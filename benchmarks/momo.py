@@ -25,10 +25,7 @@ from pathlib import Path
 
 import torch
 
-from polymodal.config import load_config
-from polymodal.runs.inference import evaluate_saved_run
-from polymodal.runs.rundir import load_run
-from polymodal.runs.train import train_run
+import polymodal
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("MOMO_RUNS", "/tmp/momo_runs"))
@@ -50,8 +47,7 @@ METRICS = ("image_probe_acc", "text_probe_acc", "i2t_r1", "i2t_r5", "i2t_r10", "
 
 def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
     """Median milliseconds per sample at batch size 1: embed an image and a caption; match an image-caption pair."""
-    _, _, strategy = load_run(run_dir)
-    model = strategy.model
+    model = polymodal.load(run_dir).model()
     image = torch.randn(1, 1, 28, 28)
     text = torch.randint(2, 258, (1, 16))
     lengths = torch.tensor([16])
@@ -74,8 +70,7 @@ def latency_ms(run_dir: Path, repeats: int = 200) -> dict[str, float]:
 def params_used(run_dir: Path) -> int:
     """Parameters that get a gradient from one step of every objective (on a pair batch): the counted parameters
     minus any the model holds but never uses."""
-    _, _, strategy = load_run(run_dir)
-    model = strategy.model.train()
+    model = polymodal.load(run_dir).model().train()
     image = torch.randn(4, 1, 28, 28)
     text = torch.randint(2, 258, (4, 16))
     lengths = torch.tensor([16, 12, 8, 4])
@@ -99,18 +94,17 @@ def params_used(run_dir: Path) -> int:
     return sum(q.numel() for q in model.parameters() if q.grad is not None)
 
 
-def run(seeds: list[int], methods: list[str]) -> None:
+def run(seeds: list[int], methods: list[str], results: Path, mnist: str, extra: list[str]) -> None:
     torch.set_num_threads(1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for method in methods:
             overrides = METHODS[method]
             out = RUNS / f"{method}-s{seed}"
             shutil.rmtree(out, ignore_errors=True)
-            config = load_config("momo-digits", [*overrides, f"trainer.seed={seed}", "trainer.progress=false"])
-            config.data.root = MNIST
+            options = [*overrides, f"trainer.seed={seed}", "trainer.progress=false", *extra, f"data.root={mnist}"]
             started = time.perf_counter()
-            metrics = train_run(config, out)
+            metrics = polymodal.train("momo-digits", options, out=out).metrics
             row = {
                 "method": method,
                 "seed": seed,
@@ -129,7 +123,7 @@ def run(seeds: list[int], methods: list[str]) -> None:
                 "code": CODE,
                 "protocol": PROTOCOL,
             }
-            (RESULTS / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
+            (results / f"momo.part-{method}-s{seed}.json").write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
 
 
@@ -137,7 +131,7 @@ def validate(run_dirs: list[Path]) -> None:
     """Scores finished runs' representations on their VALIDATION split (the numbers choices were made on)."""
     torch.set_num_threads(1)
     for run_dir in run_dirs:
-        report = evaluate_saved_run(run_dir, split="val")["representation"]
+        report = polymodal.load(run_dir).evaluate(split="val")["representation"]
         print(json.dumps({"run_dir": str(run_dir), "split": "val", **{k: round(v, 4) for k, v in report.items()}}))
 
 
@@ -156,13 +150,13 @@ def retime() -> None:
         p.write_text(json.dumps(row, indent=1))
 
 
-def report() -> None:
+def report(results: Path) -> None:
     """Merges the part files into ``momo.json`` and prints one table per training budget (``protocol``).
 
     ``momo.part-*`` are the rows of the current recipe; ``momo-3k.part-*`` are the earlier 3,000-sample, 8-epoch
     rows, kept for the scale comparison in ``momo.md``.
     """
-    parts = sorted(RESULTS.glob("momo.part-*.json")) + sorted(RESULTS.glob("momo-3k.part-*.json"))
+    parts = sorted(results.glob("momo.part-*.json")) + sorted(results.glob("momo-3k.part-*.json"))
     rows = [json.loads(p.read_text()) for p in parts]
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     rows.sort(key=lambda r: (protocols.index(r["protocol"]), list(METHODS).index(r["method"]), r["seed"]))
@@ -187,7 +181,7 @@ def report() -> None:
         "dual-staged (one process at a time, recipe of 3,000 pairs and 8 epochs of 2+2+4); ... retime; ... report"
     )
     rows = [{**r, **env, **({"command": earlier} if r["protocol"] == "3k-8ep" else {})} for r in rows]
-    (RESULTS / "momo.json").write_text(json.dumps(rows, indent=1))
+    (results / "momo.json").write_text(json.dumps(rows, indent=1))
     for protocol in protocols:
         print(f"\nprotocol {protocol}\n")
         lines = ["| method | seeds | params | latency ms | match ms | " + " | ".join(METRICS) + " |"]
@@ -227,16 +221,20 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--mnist", default=MNIST, help="the mnist.npz of the runs (default ../shared/data/mnist)")
+    p.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the part files (default results/)")
     p = sub.add_parser("validate")
     p.add_argument("run_dirs", type=Path, nargs="+")
     sub.add_parser("retime")
-    sub.add_parser("report")
+    p = sub.add_parser("report")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the part files and momo.json")
     args = parser.parse_args()
     {
-        "run": lambda: run(args.seeds, args.methods),
+        "run": lambda: run(args.seeds, args.methods, args.results, args.mnist, args.overrides),
         "validate": lambda: validate(args.run_dirs),
         "retime": retime,
-        "report": report,
+        "report": lambda: report(args.results),
     }[args.command]()
 
 

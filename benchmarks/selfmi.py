@@ -9,6 +9,7 @@ Run from the repository root (each part writes its rows under ``$SELFMI_RUNS/par
     python benchmarks/selfmi.py report
 
 Methods are one override apart: ``regression`` (ulgm and cpc off), ``ulgm``, ``cpc`` and ``self_mi`` (both).
+``--methods``, ``--folds`` (mosi) and ``--overrides`` (added to every run) make a smaller study.
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polymodal.config import load_config
-from polymodal.data.sources import build_data
-from polymodal.runs.train import train_run
+import polymodal
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(os.environ.get("SELFMI_RUNS", "/tmp/selfmi_runs"))
@@ -60,9 +59,8 @@ def generated_labels(run: Path) -> dict:
 def train(recipe: str, overrides: list[str], name: str) -> tuple[dict, Path]:
     out = RUNS / name
     shutil.rmtree(out, ignore_errors=True)
-    config = load_config(recipe, [*COMMON, *overrides])
     started = time.perf_counter()
-    metrics = train_run(config, out)
+    metrics = polymodal.train(recipe, [*COMMON, *overrides], out=out).metrics
     metrics["wall"] = time.perf_counter() - started
     return metrics, out
 
@@ -81,16 +79,16 @@ def row(method: str, dataset: str, seed: int, metrics: dict, overrides: list[str
     }
 
 
-def run_digits(seeds: list[int]) -> list[dict]:
+def run_digits(seeds: list[int], methods: list[str], extra: list[str]) -> list[dict]:
     rows = []
     for seed in seeds:
-        for method, switches in METHODS.items():
-            overrides = [*DIGITS, *switches, f"trainer.seed={seed}"]
+        for method in methods:
+            overrides = [*DIGITS, *METHODS[method], f"trainer.seed={seed}", *extra]
             metrics, out = train("selfmi-digits", overrides, f"digits-{method}-{seed}")
             r = row(method, "selfmi-digits", seed, metrics, overrides, "selfmi-digits")
             if method in ("ulgm", "self_mi"):
-                config = load_config("selfmi-digits", [*COMMON, *overrides])
-                source = build_data(config.data, seed, progress=False).train.dataset  # the full SelfMIDigits
+                data = polymodal.load_data("selfmi-digits", [*COMMON, *overrides])
+                source = data.train.dataset  # the full SelfMIDigits
                 state = generated_labels(out)
                 index = np.array(state["indices"])
                 truth = source.contributions.numpy()[index]
@@ -108,13 +106,13 @@ def run_digits(seeds: list[int]) -> list[dict]:
     return rows
 
 
-def run_mosi(seeds: list[int], folds: int = 5) -> list[dict]:
+def run_mosi(seeds: list[int], methods: list[str], extra: list[str], folds: int = 5) -> list[dict]:
     rows = []
     for seed in seeds:
-        for method, switches in METHODS.items():
+        for method in methods:
             for fold in range(folds):
-                overrides = [f"data.root={MOSI}", f"data.fold={fold}", f"data.folds={folds}", *switches]
-                overrides.append(f"trainer.seed={seed}")
+                overrides = [f"data.root={MOSI}", f"data.fold={fold}", f"data.folds={folds}", *METHODS[method]]
+                overrides += [f"trainer.seed={seed}", *extra]
                 metrics, _ = train("selfmi-mosi", overrides, f"mosi-{method}-{seed}-{fold}")
                 r = row(method, f"mosi-valid229-videocv-fold{fold}", seed, metrics, overrides, "selfmi-mosi")
                 if method in ("ulgm", "self_mi"):
@@ -124,7 +122,7 @@ def run_mosi(seeds: list[int], folds: int = 5) -> list[dict]:
     return rows
 
 
-def run_mosi_text(seeds: list[int]) -> list[dict]:
+def run_mosi_text(seeds: list[int], extra: list[str]) -> list[dict]:
     rows = []
     for seed in seeds:
         overrides = [
@@ -135,6 +133,7 @@ def run_mosi_text(seeds: list[int]) -> list[dict]:
             "trainer.epochs=8",
             *METHODS["regression"],
             f"trainer.seed={seed}",
+            *extra,
         ]
         metrics, _ = train("selfmi-mosi", overrides, f"mosi-text-{seed}")
         r = row("regression", "mosi-text-official-test", seed, metrics, overrides, "selfmi-mosi")
@@ -156,13 +155,13 @@ def environment() -> dict:
     }
 
 
-def report() -> None:
+def report(results: Path) -> None:
     rows = []
     for part in ("digits", "mosi", "mosi-text"):
         path = PARTS / f"selfmi.{part}.json"
         if path.is_file():
             rows += json.loads(path.read_text())
-    (RESULTS / "selfmi.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (results / "selfmi.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = [
         "| dataset | method | n | MAE | Corr | Acc-2 | F1 | Acc-7 | label corr (image/audio/text) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -188,12 +187,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("part", choices=["digits", "mosi", "mosi-text", "report"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), help="digits, mosi")
+    parser.add_argument("--folds", type=int, default=5, help="mosi: cross-validation folds (default 5)")
+    parser.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="report: folder of selfmi.json")
     args = parser.parse_args()
     if args.part == "report":
-        report()
+        report(args.results)
         return
-    run = {"digits": run_digits, "mosi": run_mosi, "mosi-text": run_mosi_text}[args.part]
-    rows = run(args.seeds)
+    run = {
+        "digits": lambda: run_digits(args.seeds, args.methods, args.overrides),
+        "mosi": lambda: run_mosi(args.seeds, args.methods, args.overrides, args.folds),
+        "mosi-text": lambda: run_mosi_text(args.seeds, args.overrides),
+    }[args.part]
+    rows = run()
     PARTS.mkdir(parents=True, exist_ok=True)
     # Rows of other seeds already in the part file are kept, so seeds can be run in separate calls.
     path = PARTS / f"selfmi.{args.part}.json"

@@ -248,9 +248,9 @@ def plain_run(args: argparse.Namespace) -> dict[str, Any]:
 
 def recipe_settings(method: str) -> dict[str, Any]:
     """What the plain loop takes from the recipe ``avmnist-<method>``, checked to be what it implements."""
-    from polymodal.config import load_config
+    import polymodal
 
-    config = load_config(METHODS[method])
+    config = polymodal.load_config(METHODS[method])
     model, trainer, strategy = config.model, config.trainer, config.strategy
     expected = {"late": "joint", "mla": "alternating"}[method]
     if strategy["name"] != expected or model.fusion["name"] != "late" or model.head["name"] != "linear":
@@ -295,11 +295,13 @@ def whole_run_pair(
     method: str, samples: int, epochs: int, data: Path, seed: int, work: Path, first: str, env: dict[str, str]
 ) -> dict[str, Any]:
     """One plain run and one polymodal run of the same job, in the order ``first`` says."""
-    from polymodal.data.avmnist import AVMNIST
-    from polymodal.data.splits import subset_indices
+    import polymodal
 
+    # The training samples of the polymodal run, for the plain loop.
+    job = [f"data.root={data}", f"data.max_train_samples={samples}", f"trainer.seed={seed}"]
+    train = polymodal.load_data(METHODS[method], job).train
     indices = work / f"indices-{samples}-{seed}.npy"
-    np.save(indices, np.array(subset_indices(len(AVMNIST("train", data)), samples, seed), dtype=np.int64))
+    np.save(indices, np.array(train.indices, dtype=np.int64))
     plain_cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -439,10 +441,11 @@ def demo_run(demo: list[str], work: Path, env: dict[str, str], reference: Path |
 
 def smoke_data(folder: Path) -> Path:
     """A tiny AV-MNIST folder (the build's layout) from the first samples of the packaged one."""
-    from polymodal.data.avmnist import embedded_avmnist_splits
+    import polymodal
 
     folder.mkdir(parents=True, exist_ok=True)
-    for split, dataset in zip(SPLITS, embedded_avmnist_splits(), strict=True):
+    data = polymodal.load_data(METHODS["late"])  # no data.root: the packaged AV-MNIST
+    for split, dataset in zip(SPLITS, (data.train, data.val, data.test), strict=True):
         samples = [dataset[i] for i in range(SMOKE_SPLITS[split])]
         for name in ("image", "audio"):
             arrays = [np.rint(s["inputs"][name][0].numpy() * 255).astype(np.uint8) for s in samples]
@@ -472,9 +475,14 @@ def hardware() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out in ``folder``'s git repository, or None."""
+    done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def provenance(args: argparse.Namespace) -> dict[str, Any]:
     import polymodal
-    from polymodal.runs.provenance import git_commit
 
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -43,6 +43,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -51,8 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import smalldata  # noqa: E402
 
 import polymodal  # noqa: E402
-from polymodal.config import load_config  # noqa: E402
-from polymodal.runs.train import train_run  # noqa: E402
 
 PRETRAIN = {
     "image": ["strategy.modality=image", "model.encoders={image: {name: lenet, out_dim: 64}}"],
@@ -79,7 +78,7 @@ def variants(runs: Path) -> dict[str, list[str]]:
     }
 
 
-def pretrain(runs: Path) -> dict[str, dict]:
+def pretrain(runs: Path, extra: Sequence[str] = ()) -> dict[str, dict]:
     """The two pretraining runs (skipped when finished); their test metrics."""
     out = {}
     for modality, overrides in PRETRAIN.items():
@@ -87,16 +86,14 @@ def pretrain(runs: Path) -> dict[str, dict]:
         if not (folder / "metrics.json").is_file():
             if folder.exists():
                 shutil.rmtree(folder)
-            config = load_config(
-                "avdigits-unimodal", [*overrides, f"trainer.seed={PRETRAIN_SEED}", "trainer.progress=false"]
-            )
+            options = [*overrides, f"trainer.seed={PRETRAIN_SEED}", "trainer.progress=false", *extra]
             print(f"pretraining {folder}", flush=True)
-            train_run(config, folder)
+            polymodal.train("avdigits-unimodal", options, out=folder)
         out[modality] = json.loads((folder / "metrics.json").read_text())
     return out
 
 
-def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path) -> dict:
+def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path, extra: Sequence[str] = ()) -> dict:
     out = runs / f"{size}-{seed}" / variant
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
@@ -104,18 +101,18 @@ def run_one(runs: Path, size: int, seed: int, variant: str, shared: Path) -> dic
         shutil.rmtree(out)
     folder = smalldata.data_dir(runs, size, seed, shared)
     base = [f"data.train={folder / 'train.csv'}", f"data.test={folder / 'test.csv'}", f"trainer.seed={seed}"]
-    config = load_config("manifest-joint", [*base, *variants(runs)[variant], "trainer.progress=false"])
+    options = [*base, *variants(runs)[variant], "trainer.progress=false", *extra]
     print(f"training {out}", flush=True)
-    return train_run(config, out)
+    return polymodal.train("manifest-joint", options, out=out).metrics
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    pretrain(args.runs)
+    pretrain(args.runs, args.overrides)
     for size in args.sizes:
         for seed in args.seeds:
             for variant in args.variants:
-                run_one(args.runs, size, seed, variant, args.shared)
+                run_one(args.runs, size, seed, variant, args.shared, args.overrides)
 
 
 def collect(runs: Path) -> list[dict]:
@@ -205,6 +202,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[24])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=["scratch", "finetune", "finetune-lr0.1", "frozen"])
+    p.add_argument("--overrides", nargs="+", default=[], help="overrides of every run (a smaller budget)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
     p.add_argument("--runs", type=Path, required=True)

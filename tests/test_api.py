@@ -121,6 +121,40 @@ def test_predict_embed_and_evaluate_on_datasets(memory_run: polymodal.Run):
     assert vectors.shape == (2, 8) and vectors.dtype.name == "float32"
 
 
+def test_model_is_the_selected_weights_and_embeddings_are_searchable(memory_run: polymodal.Run):
+    model = memory_run.model()
+    assert isinstance(model, nn.Module) and not model.training
+    assert sum(p.numel() for p in model.parameters()) == memory_run.metrics["params"]
+    again = memory_run.model().state_dict()
+    assert all(torch.equal(t, again[k]) for k, t in model.state_dict().items())
+    vectors = memory_run.embed("features", [Toy(6, 7).features[i] for i in range(6)])
+    index = polymodal.EmbeddingIndex(vectors, [f"s{i}" for i in range(6)], "features")
+    _, rows = index.search(vectors[[4, 1]], k=1)
+    assert rows[:, 0].tolist() == [4, 1]  # each vector's nearest neighbour is itself
+
+
+def test_load_data_is_the_data_a_run_trains_and_is_scored_on(tmp_path: Path):
+    overrides = {
+        "data.max_train_samples": 48,
+        "data.max_eval_samples": 24,
+        "data.batch_size": 16,
+        "trainer.epochs": 1,
+        "trainer.scheduler.warmup_steps": 0,
+        "trainer.seed": 3,
+        "trainer.progress": False,
+        "eval.noise_levels": [0.0],
+    }
+    run = polymodal.train("avdigits-joint", overrides, out=tmp_path / "run")
+    data = polymodal.load_data(run.config)
+    assert data.info() == run.info and len(data.train) == run.metrics["train_examples"] == 48
+    assert len(data.test) == run.evaluate()["examples"] == 24
+    assert data.train.indices == polymodal.load_data("avdigits-joint", overrides).train.indices
+    other_seed = polymodal.load_data("avdigits-joint", {**overrides, "trainer.seed": 4})
+    assert other_seed.train.indices != data.train.indices  # the seed picks the training samples
+    with pytest.raises(DataError, match="^/nonexistent/avmnist: not an AV-MNIST build"):
+        polymodal.load_data("avmnist-late", ["data.root=/nonexistent/avmnist"])
+
+
 def test_a_dataset_without_a_modality_of_the_run(memory_run: polymodal.Run):
     class ImageOnly(Toy):
         def __getitem__(self, i: int) -> dict:

@@ -8,6 +8,8 @@
     rows = run.predict("new.csv")               # a CSV manifest, or a Dataset of polymodal samples
     vectors = run.embed("text", ["seven", "huit"])
     report = run.evaluate(split="val")
+    model = run.model()                         # the torch module itself
+    bundle = polymodal.load_data("avdigits-joint")   # the splits a run of a config trains and is scored on
 
 These are the functions behind ``polymodal train``, ``predict``, ``embed`` and ``eval`` (``polymodal.runs``); torch
 and the registries are imported on the first call, so ``import polymodal`` stays light.
@@ -25,6 +27,7 @@ from polymodal.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
     from torch.utils.data import Dataset
 
     from polymodal.config import RunConfig
@@ -67,6 +70,36 @@ def train(
     bundle = _passed_data(config, data) if data is not None else None
     train_run(config, Path(out), resume=resume, data=bundle)
     return Run(out)
+
+
+def load_data(
+    recipe: str | Path | Mapping[str, Any] | RunConfig, overrides: Sequence[str] | Mapping[str, Any] | None = None
+) -> DataBundle:
+    """The splits a run of this config trains, selects and is tested on, built as :func:`train` builds them.
+
+    Args:
+        recipe: as for :func:`train` (a trained run's ``run.config`` gives that run's data).
+        overrides: as for :func:`train`; ``trainer.seed`` picks ``data.max_train_samples`` and carved validation.
+
+    Returns:
+        A ``DataBundle``: ``train``, ``val`` and ``test`` torch Datasets of polymodal samples (a ``Subset`` where
+        the config takes part of a split) and what the run records of them (``task``, ``modalities``, ``shapes``,
+        ``class_names``, ``tasks``, ``info()``).
+
+    Raises:
+        ConfigError, DataError: bad config or data, in one line.
+    """
+    from polymodal.config import absolute_paths, load_config
+    from polymodal.data.sources import build_data, fit_data_settings
+    from polymodal.models import adopt_adapter_settings
+
+    config = load_config(recipe, overrides)
+    absolute_paths(config)
+    adopt_adapter_settings(config)
+    fitted = fit_data_settings(config.data)
+    bundle = build_data(config.data, config.trainer.seed, progress=False)
+    bundle.preprocessing = fitted or None
+    return bundle
 
 
 def _passed_data(config: RunConfig, data: Any) -> DataBundle:
@@ -148,6 +181,12 @@ class Run:
         from polymodal.runs.inference import embed
 
         return embed(self.path, modality, list(items), batch_size)
+
+    def model(self) -> nn.Module:
+        """The run's model with its selected weights, in eval mode, on the CPU (to time or inspect it)."""
+        from polymodal.runs.rundir import load_run
+
+        return load_run(self.path)[2].model
 
     def evaluate(self, split: str = "test", data: str | Path | Dataset | None = None) -> dict[str, Any]:
         """Scores the selected weights on the run's ``val`` or ``test`` split, or on ``data`` (a CSV manifest or a

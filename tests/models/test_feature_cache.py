@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-import polymodal.runs.train
 from polymodal.cli import main
 from polymodal.config import load_config
 from polymodal.data.collate import Collate
@@ -278,9 +277,6 @@ def test_benchmark_times_epochs_with_and_without_the_cache(vit_recipe: Path, tmp
     spec = importlib.util.spec_from_file_location("feature_cache_benchmark", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    # What the script replaces for its timing is put back after the test.
-    monkeypatch.setattr(Trainer, "_run_epoch", Trainer._run_epoch)
-    monkeypatch.setattr(polymodal.runs.train, "prepare_feature_cache", polymodal.runs.train.prepare_feature_cache)
     monkeypatch.setenv("POLYMODAL_CACHE", str(tmp_path / "unused"))
     out = tmp_path / "result.json"
     monkeypatch.setattr(
@@ -289,7 +285,7 @@ def test_benchmark_times_epochs_with_and_without_the_cache(vit_recipe: Path, tmp
     bench.main()
     result = json.loads(out.read_text(encoding="utf-8"))
     assert [run["mode"] for run in result["runs"]] == ["auto", "off", "auto"]
-    assert all(len(run["epoch_seconds"]) == 2 for run in result["runs"])
+    assert all(run["epoch_seconds"] > 0 for run in result["runs"])
     assert result["ratio"] > 0 and result["build_seconds"] > 0 and result["lookup_seconds"] > 0
     assert result["test"]["auto"] == pytest.approx(result["test"]["off"], rel=1e-4, abs=1e-5)
     assert not (tmp_path / "unused").exists()  # a temporary cache folder of its own
