@@ -14,9 +14,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polymodal import __version__
 from polymodal.errors import PolymodalError
+
+if TYPE_CHECKING:
+    from polymodal.config import RunConfig
 
 DEMO_RECIPE = "avdigits-joint"
 # A confusion matrix with more classes than this is left to ``eval --json``.
@@ -41,7 +45,7 @@ def _import_modules(names: list[str]) -> None:
             raise PolymodalError(f"--import {name}: cannot import it ({err})") from None
 
 
-def _load_config(recipe: str, overrides: list[str], imports: list[str]) -> object:
+def _load_config(recipe: str, overrides: list[str], imports: list[str]) -> RunConfig:
     from polymodal.recipe_files import read_recipe
 
     raw, source = read_recipe(recipe, overrides)  # a missing file or bad YAML fails before torch is imported
@@ -55,21 +59,22 @@ def _load_config(recipe: str, overrides: list[str], imports: list[str]) -> objec
 def _train(recipe: str | None, overrides: list[str], out: str | None, resume: bool, imports: list[str]) -> dict:
     if resume and not out:
         raise PolymodalError("--resume needs --out RUN_DIR (the run to continue)")
-    if recipe is None and not resume:
-        raise PolymodalError("train: give a RECIPE (see `polymodal recipes`), or --resume --out RUN_DIR")
     if recipe:
         config = _load_config(recipe, overrides, imports)
-    else:  # --resume alone reads the run's own config.yaml
+        run_dir = Path(out) if out else _default_out(recipe)
+    elif resume and out:  # --resume alone reads the run's own config.yaml
         from polymodal.runs.rundir import saved_config
 
-        config = saved_config(Path(out), overrides)
+        run_dir = Path(out)
+        config = saved_config(run_dir, overrides)
+    else:
+        raise PolymodalError("train: give a RECIPE (see `polymodal recipes`), or --resume --out RUN_DIR")
     from polymodal.runs.train import train_run
     from polymodal.training.distributed import current_world
 
     if current_world().active and not out:
         # A default name holds the time, which could differ between ranks.
         raise PolymodalError("under torchrun, give --out RUN_DIR (every rank must name the same run directory)")
-    run_dir = Path(out) if out else _default_out(recipe)
     metrics = train_run(config, run_dir, resume=resume)
     if current_world().is_main:
         print(f"run directory: {run_dir}")

@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -32,7 +32,8 @@ from polymodal.registry import ComponentConfig, format_validation_error
 from polymodal.training.config import TrainerConfig
 
 if TYPE_CHECKING:
-    from polymodal.strategies import Needs
+    from polymodal.models.build import ArchitectureOptions
+    from polymodal.strategies import Needs, Strategy
 
 
 class SpaceSource(ComponentConfig):
@@ -149,19 +150,26 @@ def _needs(config: RunConfig) -> Needs:
     from polymodal.strategies import STRATEGIES
 
     strategy, options = STRATEGIES.get(config.strategy["name"])
-    return strategy.needs(options(**{k: v for k, v in config.strategy.items() if k != "name"}))
+    return cast("type[Strategy]", strategy).needs(options(**{k: v for k, v in config.strategy.items() if k != "name"}))
+
+
+def _architecture_options(config: RunConfig) -> ArchitectureOptions:
+    """The configured architecture's options (``model.options``), with what the architecture declares."""
+    from polymodal.models import ARCHITECTURES
+
+    options = cast("type[ArchitectureOptions]", ARCHITECTURES.get(config.model.name)[1])
+    return options(**config.model.options)
 
 
 def _check_strategy(config: RunConfig) -> None:
     """Checks what the strategy declares it needs (``Strategy.needs``) against the model, ``data.task`` and
     ``trainer.epochs``; each refusal names the strategy setting and the setting that does not provide it."""
-    from polymodal.models import ARCHITECTURES, CAPABILITIES
+    from polymodal.models import CAPABILITIES
     from polymodal.strategies import STRATEGIES
 
     name = config.strategy["name"]
     needs = _needs(config)
-    architecture = ARCHITECTURES.get(config.model.name)[1](**config.model.options)
-    offered = architecture.capabilities(config.model)
+    offered = _architecture_options(config).capabilities(config.model)
     for capability, key in needs.model.items():
         if capability in offered:
             continue
@@ -179,7 +187,7 @@ def _check_strategy(config: RunConfig) -> None:
             f"{key}: {name} runs {epochs} epochs ({why}), more than trainer.epochs={config.trainer.epochs}; "
             f"set trainer.epochs={epochs} or shorten {key}"
         )
-    if config.eval.representation and not STRATEGIES.get(name)[0].representation:
+    if config.eval.representation and not cast("type[Strategy]", STRATEGIES.get(name)[0]).representation:
         raise ConfigError(f"eval.representation: strategy {name!r} has no frozen-feature evaluation (embed, match)")
 
 
@@ -190,8 +198,6 @@ def check_data(config: RunConfig, data: DataSpec) -> None:
     Raises:
         ConfigError: one line naming the setting that needs what the data lacks, and the data.
     """
-    from polymodal.models import ARCHITECTURES
-
     name = config.strategy["name"]
     needs = _needs(config)
     source = f"data.name={config.data.name}"
@@ -207,7 +213,7 @@ def check_data(config: RunConfig, data: DataSpec) -> None:
         raise ConfigError(
             f"strategy.name: {name} needs at least {needs.min_modalities} input modalities, not {source} ({has})"
         )
-    ARCHITECTURES.get(config.model.name)[1](**config.model.options).check_data(data)
+    _architecture_options(config).check_data(data)
 
 
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:

@@ -148,11 +148,14 @@ def fit_manifest_settings(data: DataConfig) -> dict[str, Any]:
     ones cropped to their loudest part; text keeps 99 % of the texts whole.
 
     Args:
-        data: a validated ``DataConfig`` of a CSV manifest (``data.train`` set).
+        data: a validated ``DataConfig`` of a CSV manifest.
 
     Returns:
-        ``{kind: {"chosen": {...}, "set_by_config": [...], "from": {...statistics...}}}`` for each fitted kind.
+        ``{kind: {"chosen": {...}, "set_by_config": [...], "from": {...statistics...}}}`` for each fitted kind
+        (none without ``data.train``).
     """
+    if not data.train:
+        return {}  # the manifest source reports the missing data.train
     header, rows = read_manifest(Path(data.train))
     declared = data.modalities if isinstance(data.modalities, dict) else None
     if declared is None and data.target not in header:

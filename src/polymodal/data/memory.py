@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -60,7 +60,7 @@ class Splits:
     class_names: Sequence[str] | None = None
 
     @property
-    def task(self) -> str:
+    def task(self) -> Literal["classification", "regression"]:
         return "regression" if self.class_names is None else "classification"
 
     def bundle(self) -> DataBundle:

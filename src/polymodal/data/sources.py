@@ -160,7 +160,7 @@ def build_split(data: DataConfig, seed: int, split: str, info: Mapping[str, Any]
     class_names = info["class_names"]
     by_column = {c: m for m, c in info["columns"].items()}
     if split == "val" and not data.val:
-        train = manifest_split(data.train, data, class_names, by_column, progress)
+        train = manifest_split(_required(data, "train", "a CSV path"), data, class_names, by_column, progress)
         dataset: Dataset = carve_validation(train, data, seed, "add rows or give data.val")[1]
     else:
         dataset = manifest_split(getattr(data, split), data, class_names, by_column, progress)
@@ -179,9 +179,7 @@ def _eval_subset(dataset: Dataset, data: DataConfig) -> Dataset:
 def fit_data_settings(data: DataConfig) -> dict[str, Any]:
     """Fits the adapter settings that ``data`` leaves unset to its training files, in place (CSV manifests; other
     sources have fixed formats). Returns what was chosen and why (``run.json``'s ``preprocessing``)."""
-    if data.name != "manifest" or not data.train:
-        return {}
-    return fit_manifest_settings(data)
+    return fit_manifest_settings(data) if data.name == "manifest" else {}
 
 
 def _add_captions(bundle: DataBundle, data: DataConfig, seed: int) -> None:
@@ -224,18 +222,24 @@ def _list_of_modalities(data: DataConfig) -> None:
         raise ConfigError(f"data.modalities: {data.name} takes a list of modalities, not a column mapping")
 
 
-def _required_root(data: DataConfig, what: str) -> str:
-    if not data.root:
-        raise ConfigError(f"data.root: required for {data.name} data ({what})")
-    return data.root
+def _required(data: DataConfig, key: str, what: str) -> str:
+    """The path setting ``data.<key>`` that this source cannot do without."""
+    value: str | None = getattr(data, key)
+    if not value:
+        raise ConfigError(f"data.{key}: required for {data.name} data ({what})")
+    return value
 
 
 @DATASETS.register("avdigits", reads("root"))
 def build_avdigits(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """The embedded AV-digits data (``data.root`` may point at another build of the .npz)."""
     _list_of_modalities(data)
-    kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
-    return fixed_splits(data, AVDigits("train", **kwargs), AVDigits("val", **kwargs), AVDigits("test", **kwargs))
+    return fixed_splits(data, _avdigits(data, "train"), _avdigits(data, "val"), _avdigits(data, "test"))
+
+
+def _avdigits(data: DataConfig, split: str) -> AVDigits:
+    """One split of the AV-digits data with ``data``'s adapter settings."""
+    return AVDigits(split, path=data.root, image=data.image, audio=data.audio, text=data.text)
 
 
 @DATASETS.register("avmnist", reads("root"))
@@ -315,11 +319,9 @@ def non_float_dtypes(dtypes: dict[str, torch.dtype]) -> dict[str, str]:
 @DATASETS.register("manifest", reads("train", "val", "test", "target", "val_fraction"))
 def build_manifest(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CSV manifests of the user's files; validation carved from train (stratified) unless ``data.val`` is given."""
-    for key in ("train", "test"):
-        if not getattr(data, key):
-            raise ConfigError(f"data.{key}: required for manifest data (a CSV path)")
+    train_path, test_path = (_required(data, key, "a CSV path") for key in ("train", "test"))
     declared = data.modalities if isinstance(data.modalities, dict) else None
-    train = manifest_split(data.train, data, None, declared, progress)
+    train = manifest_split(train_path, data, None, declared, progress)
     # The training manifest fixes the shapes (from its first non-empty cell per column), not a sample that may
     # have empty cells.
     shapes = dict(train.shapes)
@@ -334,7 +336,7 @@ def build_manifest(data: DataConfig, seed: int, progress: bool) -> DataBundle:
         check_same_shapes(val, shapes, data.train)
     else:
         training, val = carve_validation(train, data, seed, "add rows or give data.val")
-    test = manifest_split(data.test, data, class_names, by_column, progress)
+    test = manifest_split(test_path, data, class_names, by_column, progress)
     check_same_shapes(test, shapes, data.train)
     modalities = list(data.modalities) if isinstance(data.modalities, list) else list(columns)
     return DataBundle(training, val, test, data.task, modalities, shapes, dtypes, class_names, columns)
@@ -349,7 +351,7 @@ def sentiment_bundle(data: DataConfig, train: Dataset, val: Dataset, test: Seque
 
 
 def _feature_file(data: DataConfig, fmt: str) -> DataBundle:
-    path = _required_root(data, "the .pkl file or its .polymodal.npz cache")
+    path = _required(data, "root", "the .pkl file or its .polymodal.npz cache")
     splits = load_feature_file(path, fmt, data.trust_pickle, data.text)
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
@@ -369,7 +371,8 @@ def build_mult(data: DataConfig, seed: int, progress: bool) -> DataBundle:
 @DATASETS.register("mosi", reads("root", "folds", "fold"))
 def build_mosi(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI word-aligned features of the standard valid split, in video-disjoint folds (``data.fold``)."""
-    dataset, videos = load_mosi_word_aligned(_required_root(data, "the mosi folder or its word-aligned npz"), data.text)
+    root = _required(data, "root", "the mosi folder or its word-aligned npz")
+    dataset, videos = load_mosi_word_aligned(root, data.text)
     train, val, test = video_folds(videos, data.folds, data.fold)
     return sentiment_bundle(data, dataset.subset(train), dataset.subset(val), dataset.subset(test))
 
@@ -377,7 +380,7 @@ def build_mosi(data: DataConfig, seed: int, progress: bool) -> DataBundle:
 @DATASETS.register("mosi-text", reads("root"))
 def build_mosi_text(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """CMU-MOSI transcripts on the official train/valid/test split (text only)."""
-    splits = load_mosi_transcripts(_required_root(data, "the mosi folder or labels_splits.csv"), data.text)
+    splits = load_mosi_transcripts(_required(data, "root", "the mosi folder or labels_splits.csv"), data.text)
     return sentiment_bundle(data, splits["train"], splits["valid"], splits["test"])
 
 
@@ -386,9 +389,8 @@ def build_selfmi_digits(data: DataConfig, seed: int, progress: bool) -> DataBund
     """AV-digits re-paired so each modality carries its own digit; the target is their weighted sum."""
     if data.task != "regression":
         raise ConfigError("data.task: selfmi-digits is a regression task; set data.task: regression")
-    kwargs = {"path": data.root, "image": data.image, "audio": data.audio, "text": data.text}
     _list_of_modalities(data)
-    train, val, test = (SelfMIDigits(AVDigits(s, **kwargs), seed=i) for i, s in enumerate(("train", "val", "test")))
+    train, val, test = (SelfMIDigits(_avdigits(data, s), seed=i) for i, s in enumerate(("train", "val", "test")))
     return fixed_splits(data, train, val, test, "regression")
 
 
@@ -426,14 +428,12 @@ def pack_manifest(
 @DATASETS.register("packed", reads("train", "val", "test", "val_fraction"))
 def build_packed(data: DataConfig, seed: int, progress: bool) -> DataBundle:
     """Folders written by ``polymodal data pack``, read lazily; validation carved from train unless ``data.val``."""
-    for key in ("train", "test"):
-        if not getattr(data, key):
-            raise ConfigError(f"data.{key}: required for packed data (a folder from `polymodal data pack`)")
-    train = PackedDataset(data.train)
+    train_path, test_path = (_required(data, key, "a folder from `polymodal data pack`") for key in ("train", "test"))
+    train = PackedDataset(train_path)
     class_names = list(train.class_names) if train.task == "classification" else None
     if train.task != data.task:
         raise ConfigError(f"data.task: {data.task} but {data.train} was packed for {train.task}")
-    splits = {"test": PackedDataset(data.test, class_names)}
+    splits = {"test": PackedDataset(test_path, class_names)}
     if data.val:
         splits["val"] = PackedDataset(data.val, class_names)
     for name, split in splits.items():

@@ -12,8 +12,9 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from polymodal.training.trainer import build_optimizer, build_scheduler, resolve
 BENCH_MODELS = {"demo": "avdigits-joint", "avmnist": "avmnist-concat"}
 
 
-class _Timed:
+class _Timed(Dataset):
     """Adds the seconds spent in the wrapped dataset's ``__getitem__`` and in collate to ``seconds``."""
 
     def __init__(self, dataset: Dataset, collate: Collate) -> None:
@@ -39,7 +40,7 @@ class _Timed:
         self.seconds = 0.0
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(cast(Sized, self.dataset))
 
     def __getitem__(self, index: int) -> Any:
         started = time.perf_counter()
@@ -61,7 +62,7 @@ def _plain_loop(strategy: Any, data: _Timed, config: Any, batch_size: int, devic
     steps = len(data) // batch_size
     scheduler = build_scheduler(optimizer, config.scheduler, steps)
     generator = torch.Generator().manual_seed(config.seed)
-    loader: DataLoader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)  # type: ignore[arg-type]
+    loader: DataLoader = DataLoader(data, batch_size, shuffle=True, collate_fn=data.collate, generator=generator)
     started = time.perf_counter()
     for batch in loader:
         batch = move_to(batch, device)
@@ -78,7 +79,7 @@ def _plain_loop(strategy: Any, data: _Timed, config: Any, batch_size: int, devic
 def _trainer_loop(strategy: Any, data: _Timed, config: Any, batch_size: int, folder: Path) -> float:
     trainer = Trainer(strategy, config, folder, data.collate, batch_size)
     started = time.perf_counter()
-    trainer.fit(data)  # type: ignore[arg-type]
+    trainer.fit(data)
     return time.perf_counter() - started
 
 
@@ -111,8 +112,9 @@ def overhead(model: str, steps: int, repeats: int, overrides: list[str]) -> dict
         raise ConfigError(f"{model}: the plain loop is written for joint supervised classification")
     bundle = build_data(config.data, config.trainer.seed, progress=False)
     batch_size = config.data.batch_size
-    if len(bundle.train) < steps * batch_size:
-        raise ConfigError(f"--steps {steps}: the training split has {len(bundle.train)} samples, fewer than needed")
+    train_size = len(cast(Sized, bundle.train))
+    if train_size < steps * batch_size:
+        raise ConfigError(f"--steps {steps}: the training split has {train_size} samples, fewer than needed")
     device = resolve_device(config.trainer.device)
     subset = Subset(bundle.train, list(range(steps * batch_size)))
 

@@ -19,15 +19,16 @@ The run directory holds ``config.yaml``, ``run.json`` (the spaces' folders and w
 from __future__ import annotations
 
 import time
+from collections.abc import Sized
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, default_collate
 
-from polymodal.config import RunConfig, absolute_paths, validate_config
+from polymodal.config import RunConfig, SpacesConfig, absolute_paths, validate_config
 from polymodal.data.sources import DataBundle
 from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
@@ -79,13 +80,15 @@ def space_config(config: RunConfig, side: str) -> RunConfig | None:
 
 
 def _load_source(config: RunConfig, side: str, folder: Path | None, device: torch.device) -> ContrastiveSpace:
-    source = getattr(config.spaces, side)
-    if source.pretrained:
+    """The space of one side: from its run folder, or (no folder) from pretrained weights."""
+    if folder is None:
+        source = getattr(config.spaces, side)
         return load_pretrained_space(source.pretrained, source.path, source.model_name, device)
     return load_space(folder, device)
 
 
-def _check_bridge_config(config: RunConfig) -> None:
+def _check_bridge_config(config: RunConfig) -> SpacesConfig:
+    """Checks what only a bridge needs of a config; returns its ``spaces`` section."""
     if config.spaces is None:
         raise ConfigError("a bridge recipe needs a spaces section (base, leaf, overlap)")
     if config.model.name not in ("exmcr", "cmcr"):
@@ -100,6 +103,7 @@ def _check_bridge_config(config: RunConfig) -> None:
             raise ConfigError(f"spaces.{side}.run: {source.run}: not a polymodal run directory")
         if source.pretrained and not Path(source.path).expanduser().exists():
             raise ConfigError(f"spaces.{side}.path: {source.path}: not found (the local folder of the weights)")
+    return config.spaces
 
 
 def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, Any]:
@@ -110,7 +114,7 @@ def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, 
     absolute first.
     """
     absolute_paths(config)
-    _check_bridge_config(config)
+    spaces_cfg = _check_bridge_config(config)
     run_dir = RunDir(out)
     run_dir.check(config, resume)
     sub_configs = {side: space_config(config, side) for side in SIDES}
@@ -119,7 +123,7 @@ def bridge_run(config: RunConfig, out: Path, resume: bool = False) -> dict[str, 
     bundle = read_data(config, config.trainer.progress)
     # Nothing worth resuming (no checkpoint of a space or of the projector): leave no half-written directory.
     with run_dir.writing(config, lambda: any(run_dir.path.rglob("*.safetensors"))):
-        return _bridge(config, run_dir, bundle, sub_configs, device, resume)
+        return _bridge(config, spaces_cfg, run_dir, bundle, sub_configs, device, resume)
 
 
 def _space_folders(config: RunConfig, out: Path, sub_configs: dict[str, RunConfig | None]) -> dict[str, Path | None]:
@@ -162,6 +166,7 @@ def _retrieval(embedded: dict[str, tuple[Tensor, Tensor, Tensor]]) -> dict[str, 
 
 def _bridge(
     config: RunConfig,
+    spaces_cfg: SpacesConfig,
     run_dir: RunDir,
     bundle: DataBundle,
     sub_configs: dict[str, RunConfig | None],
@@ -169,14 +174,14 @@ def _bridge(
     resume: bool,
 ) -> dict[str, Any]:
     out = run_dir.path
-    spaces_cfg = config.spaces
     show = config.trainer.progress
     started = time.perf_counter()
     folders = _space_folders(config, out, sub_configs)
     spaces = {side: _load_source(config, side, folders[side], device) for side in SIDES}
     _check_spaces(spaces, spaces_cfg.overlap, bundle)
     eval_batch = config.data.eval_batch_size
-    say(f"bridge: embedding test ({len(bundle.test)} samples) in both spaces (retrieval before bridging)", show)
+    test_size = len(cast(Sized, bundle.test))
+    say(f"bridge: embedding test ({test_size} samples) in both spaces (retrieval before bridging)", show)
     # The base space's own retrieval before bridging, on the test split.
     base_before = embed_split(spaces[BASE], spaces[BASE].modalities, bundle.test, bundle, eval_batch)
     leaf_before = embed_split(spaces[LEAF], spaces[LEAF].modalities, bundle.test, bundle, eval_batch)
@@ -260,9 +265,10 @@ def evaluate_bridge(run_dir: Path, split: str = "test") -> dict[str, Any]:
     unified = load_unified_space(run_dir)
     bundle = read_data(config, config.trainer.progress)
     dataset = bundle.test if split == "test" else bundle.val
-    say(f"evaluating {run_dir}'s unified space on {split} ({len(dataset)} samples)", config.trainer.progress)
+    examples = len(cast(Sized, dataset))
+    say(f"evaluating {run_dir}'s unified space on {split} ({examples} samples)", config.trainer.progress)
     embedded = embed_split(unified, unified.modalities, dataset, bundle, config.data.eval_batch_size)
-    return {"data": split, "examples": len(dataset), split: _retrieval(embedded)}
+    return {"data": split, "examples": examples, split: _retrieval(embedded)}
 
 
 def load_space(run_dir: Path, device: torch.device | str = "cpu") -> ModelSpace:

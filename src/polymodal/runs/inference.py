@@ -186,7 +186,7 @@ def embed_inputs(run_dir: Path, modality: str, inputs: list[str], out: Path) -> 
     buffer = io.BytesIO()
     np.save(buffer, features)
     atomic_write_bytes(out, buffer.getvalue())
-    return tuple(features.shape)  # type: ignore[return-value]
+    return tuple(features.shape)
 
 
 def embed(run_dir: Path, modality: str, inputs: list[Any], batch_size: int = 256) -> np.ndarray:

@@ -8,10 +8,10 @@ the final report.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -80,8 +80,9 @@ def read_data(config: RunConfig, show: bool) -> DataBundle:
     say(f"reading data: {config.data.name}" + (f" ({', '.join(files)})" if files else ""), show)
     started = time.perf_counter()
     bundle = build_data(config.data, config.trainer.seed, show)
+    train, val, test = (len(cast(Sized, split)) for split in (bundle.train, bundle.val, bundle.test))
     say(
-        f"data: {len(bundle.train)} train, {len(bundle.val)} val, {len(bundle.test)} test samples "
+        f"data: {train} train, {val} val, {test} test samples "
         f"({', '.join(bundle.modalities)}) in {duration(time.perf_counter() - started)}",
         show,
     )
@@ -136,9 +137,10 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
         bundle = read_data(config, config.trainer.progress and world.is_main) if data is None else data
         bundle.preprocessing = fitted or None
         clock.lap("data")
-        if config.data.batch_size > len(bundle.train) and world.is_main:
+        train_size = len(cast(Sized, bundle.train))
+        if config.data.batch_size > train_size and world.is_main:
             say(
-                f"polymodal: warning: data.batch_size={config.data.batch_size} is more than the {len(bundle.train)} "
+                f"polymodal: warning: data.batch_size={config.data.batch_size} is more than the {train_size} "
                 "training samples: one step per epoch (set a smaller data.batch_size)"
             )
         if config.trainer.progress and world.is_main and bundle.columns:
@@ -169,7 +171,7 @@ def _fit_and_report(
     started = time.perf_counter()
     # Frozen encoders' features, computed once (or found from an earlier run): the epochs read them, not raw inputs.
     cache = prepare_feature_cache(config, bundle, strategy.model, device, world.is_main, world.barrier)
-    collate: Any = bundle.collate()
+    collate: Callable[[list[Any]], dict[str, Any]] = bundle.collate()
     train_set, epoch_val_loader = bundle.train, val_loader
     if cache is not None:
         train_set, collate = cache.dataset("train", bundle.train), cache.collate(collate)
@@ -213,10 +215,10 @@ def _fit_and_report(
     plots = out / "plots"
     test_loader = eval_loader(bundle.test, bundle, config)
     show = config.trainer.progress
-    splits = "" if trainer.selected_metrics else f"val ({len(bundle.val)} samples) and "
+    splits = "" if trainer.selected_metrics else f"val ({len(cast(Sized, bundle.val))} samples) and "
     say(
         f"evaluating the selected weights (epoch {selected['epoch']}, step {selected['step']}) on {splits}test "
-        f"({len(bundle.test)} samples)",
+        f"({len(cast(Sized, bundle.test))} samples)",
         show,
     )
 
@@ -266,6 +268,6 @@ def _fit_and_report(
     clock.lap("plots")
     report = {"timing": clock.report(), "val": val, "test": report.pop("metrics"), **report}
     metrics = run_dir.write_metrics(
-        config, bundle.task, strategy.model, summary, started, len(bundle.train), device, selected, report
+        config, bundle.task, strategy.model, summary, started, len(cast(Sized, bundle.train)), device, selected, report
     )
     return world.broadcast(metrics)
