@@ -108,3 +108,12 @@ def test_mla_recipe_trains_end_to_end_with_laziness_plot(tiny_build: Path, tmp_p
     assert (out / "plots" / "modality_accuracy.png").stat().st_size > 0
     state = json.loads((out / "checkpoints" / "best.json").read_text())
     assert state["epoch"] in (1, 2) and metrics["selected"] == {"epoch": state["epoch"], "step": state["step"]}
+
+
+def test_a_recording_name_outside_the_fsdd_pattern_is_one_line():
+    from polymodal.data.avmnist import _recording_labels
+
+    digits, test_pool = _recording_labels(["3_george_0.wav", "7_yweweler_12.wav"])
+    assert digits.tolist() == [3, 7] and test_pool.tolist() == [False, True]
+    with pytest.raises(DataError, match=r"^hello\.wav: not an FSDD recording name"):
+        _recording_labels(["3_george_0.wav", "hello.wav"])

@@ -97,7 +97,12 @@ def fit_clip(wave: np.ndarray) -> np.ndarray:
 
 def _recording_labels(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(R,) digit of each FSDD file name and whether it is the test speaker's."""
-    groups = [_NAME.match(name).groups() for name in names]  # type: ignore[union-attr]
+    groups = []
+    for name in names:
+        match = _NAME.match(name)
+        if match is None:
+            raise DataError(f"{name}: not an FSDD recording name ({{digit}}_{{speaker}}_{{index}}.wav)")
+        groups.append(match.groups())
     return np.array([int(g[0]) for g in groups]), np.array([g[1] == TEST_SPEAKER for g in groups])
 
 
