@@ -90,14 +90,12 @@ def load_data(
         ConfigError, DataError: bad config or data, in one line.
     """
     from polymodal.config import absolute_paths, load_config
-    from polymodal.data.sources import build_data, fit_data_settings
-    from polymodal.models import adopt_adapter_settings
+    from polymodal.runs.train import fit_inputs, read_data
 
     config = load_config(recipe, overrides)
     absolute_paths(config)
-    adopt_adapter_settings(config)
-    fitted = fit_data_settings(config.data)
-    bundle = build_data(config.data, config.trainer.seed, progress=False)
+    fitted = fit_inputs(config)
+    bundle = read_data(config, show=False)
     bundle.preprocessing = fitted or None
     return bundle
 

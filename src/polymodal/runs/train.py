@@ -74,6 +74,13 @@ def split_report(
     return (own, True) if own is not None else (standard(), False)
 
 
+def fit_inputs(config: RunConfig) -> dict[str, Any]:
+    """Sets the adapter settings a run's inputs are read with: first those that reused encoders (``from_run``) were
+    trained with, then those fitted to the data files; returns what was fitted (a run's ``preprocessing``)."""
+    adopt_adapter_settings(config)
+    return fit_data_settings(config.data)
+
+
 def read_data(config: RunConfig, show: bool) -> DataBundle:
     """``build_data`` between two stage lines: what is read, then the splits' sizes and the time it took."""
     files = [Path(getattr(config.data, k)).name for k in ("root", "train", "val", "test") if getattr(config.data, k)]
@@ -124,8 +131,7 @@ def train_run(config: RunConfig, out: Path, resume: bool = False, data: DataBund
         checkpoints = CheckpointManager(run_dir.path / "checkpoints")
         # Before the resume check: a resumed run fits the same settings from the same files; reused encoders
         # (from_run) first bring the adapter settings they were trained with.
-        adopt_adapter_settings(config)
-        fitted = fit_data_settings(config.data)
+        fitted = fit_inputs(config)
         _selection_for_task(config, world.is_main)
         run_dir.check(config, resume)
         if resume and not checkpoints.step_checkpoints():
