@@ -17,10 +17,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "polymodal"
 
-# The parts of polymodal from the bottom up: the foundation (errors, files, progress, registry, recipe files), the
-# library (objectives, modalities, data, models, eval, training, strategies; then config, which validates a run
-# against the library's registries; then spaces), orchestration (runs), and the entry points (api, cli).
-FOUNDATION = {"errors", "fileio", "progress", "registry", "recipes", "recipe_files"}
+# The parts of polymodal from the bottom up: the foundation (allocator, errors, files, progress, registry, recipe
+# files), the library (objectives, modalities, data, models, eval, training, strategies; then config, which validates
+# a run against the library's registries; then spaces), orchestration (runs), and the entry points (api, cli).
+FOUNDATION = {"allocator", "errors", "fileio", "progress", "registry", "recipes", "recipe_files"}
 LIBRARY = {"objectives", "modalities", "data", "models", "eval", "training", "strategies"}
 TOP = {"config", "spaces", "runs", "api", "cli", "__main__"}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polymodal import __version__
+from polymodal.allocator import keep_freed_memory
 from polymodal.errors import PolymodalError
 
 if TYPE_CHECKING:
@@ -406,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if target is None or any(word.startswith("-") or "=" not in word for word in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(args, target, [*getattr(args, target), *extra])
+    keep_freed_memory()  # every batch reuses the last one's memory (polymodal.allocator)
     try:
         _import_modules(getattr(args, "imports", []))
         return args.func(args)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from polymodal.models import encoders
 from polymodal.models.encoders import ENCODERS, MaxPool2d
 
 
@@ -39,6 +40,40 @@ def test_max_pool_equals_pytorch_bit_for_bit(settings: dict) -> None:
     assert ours.grad.is_contiguous() and torch.equal(ours.grad, theirs.grad)
     with torch.no_grad():
         assert torch.equal(MaxPool2d(**settings)(x), expected.detach())
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 15, 17), (2, 3, 2, 2), (1, 2, 6, 9)])
+def test_max_of_2x2_windows_equals_pytorch_bit_for_bit(shape: tuple[int, ...]) -> None:
+    """The evaluation path for 2x2 windows: ties, -inf, NaN and odd sizes give nn.MaxPool2d(2)'s values."""
+    x = _with_ties(shape) if shape[-1] >= 9 else torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+    x[0, 0, 0, :2] = torch.tensor([-0.0, 0.0])
+    x[0, 0, 1, :2] = torch.tensor([0.0, -0.0])
+    x[-1, -1, :2, :2] = float("-inf")
+    x[0, 1, 1, 1] = float("nan")
+    expected = nn.MaxPool2d(2)(x)
+    out = encoders._max_of_2x2_windows(x)
+    assert torch.equal(out.isnan(), expected.isnan())
+    assert torch.equal(torch.nan_to_num(out), torch.nan_to_num(expected))  # 0.0 == -0.0: either zero of a tie
+    assert out.is_contiguous() and out.dtype == expected.dtype
+
+
+def test_max_pool_takes_the_2x2_path_only_without_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ...]] = []
+    original = encoders._max_of_2x2_windows
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return original(x)
+
+    monkeypatch.setattr(encoders, "_max_of_2x2_windows", spy)
+    x = _with_ties((2, 3, 9, 9))
+    with torch.no_grad():
+        assert torch.equal(MaxPool2d(2)(x), nn.MaxPool2d(2)(x))
+        assert torch.equal(MaxPool2d(2, stride=1)(x), nn.MaxPool2d(2, stride=1)(x))  # other windows: not this path
+        assert torch.equal(MaxPool2d(2, ceil_mode=True)(x), nn.MaxPool2d(2, ceil_mode=True)(x))
+    assert calls == [(2, 3, 9, 9)]
+    MaxPool2d(2)(x.clone().requires_grad_())  # training keeps the channels-last kernel and its indices
+    assert len(calls) == 1
 
 
 def test_max_pool_keeps_other_inputs_on_pytorch_path() -> None:

@@ -50,6 +50,32 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch() -> None:
     assert list(first) == order[4:] and len(first) == 6
 
 
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_optimizer_updates_equal_pytorchs_default_loop_bit_for_bit(name: str) -> None:
+    """build_optimizer's multi-tensor (foreach) updates give the weights of PyTorch's per-parameter loop exactly."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(8, 3, 3, 3), (8,), (17, 5), (1,)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    start = [p.detach().clone() for p in ours]
+    config = OptimizerConfig(name=name, lr=0.05, weight_decay=0.01, momentum=0.9)
+    optimizer = build_optimizer([{"params": ours[:2]}, {"params": ours[2:], "lr_scale": 0.3}], config)
+    groups = [{"params": theirs[:2]}, {"params": theirs[2:], "lr": config.lr * 0.3}]
+    if name == "sgd":
+        reference = torch.optim.SGD(groups, lr=0.05, momentum=0.9, weight_decay=0.01, foreach=False)
+    else:
+        reference = torch.optim.AdamW(groups, lr=0.05, weight_decay=0.01, foreach=False)
+    assert all(g["foreach"] for g in optimizer.param_groups)
+    for _ in range(25):
+        for a, b in zip(ours, theirs, strict=True):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        optimizer.step()
+        reference.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(ours, start, strict=True))  # they did train
+
+
 def lr_after(steps: int, scheduler: SchedulerConfig, total: int) -> float:
     optimizer = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}], OptimizerConfig(lr=1.0))
     schedule = build_scheduler(optimizer, scheduler, total)

@@ -16,8 +16,8 @@ from polymodal.registry import ComponentConfig, Registry
 ENCODERS = Registry("encoder")
 
 
-def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value, value)
+def _pair(value: int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 class _ChannelsLastMaxPool(torch.autograd.Function):
@@ -57,16 +57,39 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
         return grad_x, None
 
 
+def _max_of_2x2_windows(x: Tensor) -> Tensor:
+    """Max pooling with 2x2 windows and stride 2 as the maximum of the four strided views of ``x``: no indices and no
+    layout copy. ``torch.maximum`` propagates NaN like the pooling kernel, so the result equals ``F.max_pool2d(x, 2)``
+    value for value (only a window whose maximum is a tie of 0.0 and -0.0 may give the other zero)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    top = torch.maximum(x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2])
+    return torch.maximum(top, torch.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]))
+
+
 class MaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d`` that pools contiguous CPU tensors in channels-last layout, where PyTorch's CPU forward kernel
-    is several times faster than on NCHW input. Same values and gradients; the output is NCHW like the input."""
+    is several times faster than on NCHW input. Same values and gradients; the output is NCHW like the input.
+
+    Without autograd (evaluation), 2x2 windows of stride 2 are the maximum of four strided views, about twice as
+    fast again as the channels-last kernel with its layout copies."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous() or self.return_indices:
             return super().forward(x)
         if not (torch.is_grad_enabled() and x.requires_grad):
+            if self._is_2x2() and x.is_floating_point() and min(x.shape[-2:]) >= 2:
+                return _max_of_2x2_windows(x)
             return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
         return _ChannelsLastMaxPool.apply(x, self)
+
+    def _is_2x2(self) -> bool:
+        return (
+            _pair(self.kernel_size) == (2, 2)
+            and _pair(self.stride) == (2, 2)
+            and _pair(self.padding) == (0, 0)
+            and _pair(self.dilation) == (1, 1)
+            and not self.ceil_mode
+        )
 
 
 class LeNetConfig(ComponentConfig):
