@@ -4,11 +4,13 @@ PyTorch allocates CPU tensors with ``malloc`` and caches none of them. glibc's `
 mmap threshold (at most 32 MiB) with fresh ``mmap`` pages and gives them back to the kernel on ``free``, and trims the
 top of its heap whenever more than the trim threshold is free there. A training or evaluation loop allocates the same
 large activations every batch, so each batch faults in and zeroes the same memory again: ``polymodal demo`` took
-about 2.7 million page faults and 3 s more of its 45 s (evaluation batches of 256 spectrograms have 33.5 MB
-activations) than with the setting below, with the same peak memory and bit-identical numbers.
+about 2.7 million page faults (evaluation batches of 256 spectrograms have 33.5 MB activations) and 1.2-1.9 s more of
+its 40 s than with the setting below (0.17 million faults, bit-identical numbers, a 4 % larger peak resident size;
+``benchmarks/results/speed.md``).
 
-:func:`keep_freed_memory` turns both off (``M_MMAP_MAX=0``, ``M_TRIM_THRESHOLD`` at its maximum), which is what a
-caching allocator (jemalloc, tcmalloc, PyTorch's CUDA allocator) does. The ``polymodal`` command calls it at start;
+:func:`keep_freed_memory` turns both off (``M_MMAP_MAX=0``, ``M_TRIM_THRESHOLD`` 2 GiB), as a caching allocator
+(jemalloc, tcmalloc, PyTorch's CUDA allocator) would: freed memory stays with the process for its next allocations,
+so its resident size stays near its peak until it ends. The ``polymodal`` command calls it at start;
 a Python program that trains with ``polymodal.train`` may call it too (it changes its whole process). It does nothing
 where the C library is not glibc, where ``POLYMODAL_MALLOC=system`` is set, or where the user already chose with
 glibc's own settings (``MALLOC_*_`` environment variables, ``GLIBC_TUNABLES`` naming ``glibc.malloc``).
