@@ -8,7 +8,7 @@ import torch
 
 from polymodal.data.multitask_digits import TASKS as TABLE
 from polymodal.data.task_sampling import TaskBatchSampler
-from polymodal.training.trainer import EpochSampler
+from polymodal.training.setup import EpochSampler
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "multimodel.py"
 spec = importlib.util.spec_from_file_location("multimodel_benchmark", SCRIPT)

@@ -17,7 +17,7 @@ from polymodal.data.spec import DataSpec
 from polymodal.errors import ConfigError
 from polymodal.models import ENCODERS
 from polymodal.strategies import STRATEGIES
-from polymodal.training.trainer import build_optimizer
+from polymodal.training.setup import build_optimizer
 
 pytest.importorskip("transformers")
 

@@ -22,7 +22,7 @@ from polymodal.data.collate import Collate
 from polymodal.training import Trainer
 from polymodal.training.config import TrainerConfig
 from polymodal.training.distributed import World, distributed_session
-from polymodal.training.trainer import EpochSampler
+from polymodal.training.setup import EpochSampler
 
 BATCH = 4  # per rank; the single-process reference uses 2 * BATCH
 STOP_AT = 5  # the interrupted run stops after this many strategy calls (mid epoch 1)

@@ -15,7 +15,7 @@ from toys import ToyDataset
 from polymodal.errors import ConfigError, TrainingError
 from polymodal.training.config import OptimizerConfig, SchedulerConfig, TrainerConfig
 from polymodal.training.log import read_log, wide_rows
-from polymodal.training.trainer import EpochSampler, build_optimizer, build_scheduler
+from polymodal.training.setup import EpochSampler, build_optimizer, build_scheduler
 
 
 def test_trainer_reduces_the_loss(make_trainer) -> None:
@@ -184,6 +184,7 @@ def test_resume_matches_uninterrupted_run(make_trainer, tmp_path: Path) -> None:
 def test_train_package_imports_no_modalities_or_models() -> None:
     code = (
         "import sys, polymodal.training, polymodal.training.trainer, polymodal.training.checkpoint\n"
+        "import polymodal.training.setup\n"
         "import polymodal.training.log\n"
         "print(sorted(m for m in sys.modules if m.startswith(('polymodal.modalities', 'polymodal.models'))))"
     )

@@ -27,7 +27,7 @@ from polymodal.data.sources import build_data
 from polymodal.errors import ConfigError
 from polymodal.runs.train import build_strategy
 from polymodal.training import Trainer, seed_everything
-from polymodal.training.trainer import build_optimizer, build_scheduler, resolve_device
+from polymodal.training.setup import build_optimizer, build_scheduler, resolve_device
 
 BENCH_MODELS = {"demo": "avdigits-joint", "avmnist": "avmnist-concat"}
 

@@ -58,7 +58,7 @@ from polymodal.strategies import STRATEGIES
 from polymodal.training import Trainer, seed_everything
 from polymodal.training.checkpoint import CheckpointManager
 from polymodal.training.log import wide_rows
-from polymodal.training.trainer import resolve_device
+from polymodal.training.setup import resolve_device
 
 
 def space_config(config: RunConfig, side: str) -> RunConfig | None:

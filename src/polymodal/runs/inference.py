@@ -30,7 +30,7 @@ from polymodal.progress import say
 from polymodal.runs.bridge import evaluate_bridge, load_unified_space
 from polymodal.runs.rundir import load_run
 from polymodal.runs.train import eval_loader, read_data, split_report
-from polymodal.training.trainer import resolve_device
+from polymodal.training.setup import resolve_device
 
 
 def evaluate_saved_run(run_dir: Path, split: str = "test", data: str | Path | Dataset | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from polymodal.training import Trainer, seed_everything
 from polymodal.training.checkpoint import CheckpointManager
 from polymodal.training.distributed import World, distributed_session
 from polymodal.training.log import check_tensorboard, wide_rows
-from polymodal.training.trainer import resolve_device
+from polymodal.training.setup import resolve_device
 
 
 def build_strategy(config: RunConfig, bundle: DataBundle) -> Any:

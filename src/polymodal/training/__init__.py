@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from polymodal.training.checkpoint import CheckpointManager
-    from polymodal.training.trainer import Trainer, seed_everything
+    from polymodal.training.setup import seed_everything
+    from polymodal.training.trainer import Trainer
 
-_LAZY = {"CheckpointManager": "checkpoint", "Trainer": "trainer", "seed_everything": "trainer"}
+_LAZY = {"CheckpointManager": "checkpoint", "Trainer": "trainer", "seed_everything": "setup"}
 
 __all__ = ["CheckpointManager", "Trainer", "seed_everything"]
 
